@@ -1,0 +1,3 @@
+"""Package, check and publish AWS Lambda layers from declared recipes."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,63 @@
+"""The ``layerbuild`` command line: click commands over the core.
+
+Commands only parse arguments, call one core function and render its result.
+Every expected failure is a ``LayerbuildError``; ``main`` turns it into one
+``error:`` line (and a ``hint:`` line) on stderr and its documented exit status.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from layerbuild import __version__
+from layerbuild.cli.console import ConsoleReporter
+from layerbuild.errors import ExitStatus, LayerbuildError
+
+EPILOG = """\
+Exit statuses: 0 done, 1 operational failure, 2 bad usage, recipe or lock,
+3 a Lambda limit, audit rule or smoke test broken, 130 interrupted.
+"""
+
+
+@click.group(epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="layerbuild")
+@click.option("-v", "--verbose", count=True, help="Show details and tool output.")
+@click.option("-q", "--quiet", is_flag=True, help="Show only warnings and errors.")
+@click.pass_context
+def cli(ctx: click.Context, verbose: int, quiet: bool) -> None:
+    """Build, check and publish AWS Lambda layers from recipes."""
+    if verbose and quiet:
+        msg = "-v and -q cannot be combined"
+        raise click.UsageError(msg)
+    ctx.obj = ConsoleReporter(-1 if quiet else verbose)
+
+
+def main() -> None:
+    """Entry point: run the command and map errors to exit statuses."""
+    reporter = ConsoleReporter()
+    try:
+        cli.main(standalone_mode=False)
+    except LayerbuildError as error:
+        findings = getattr(error, "findings", [])
+        if len(findings) > 1:
+            for finding in findings:
+                reporter.error(finding)
+        reporter.error(error.message, error.hint)
+        sys.exit(error.exit_status)
+    except click.exceptions.Abort:
+        reporter.error("interrupted")
+        sys.exit(ExitStatus.INTERRUPTED)
+    except KeyboardInterrupt:
+        reporter.error("interrupted")
+        sys.exit(ExitStatus.INTERRUPTED)
+    except click.ClickException as error:
+        error.show()
+        sys.exit(error.exit_code)
+    except click.exceptions.Exit as done:
+        sys.exit(done.exit_code)
+
+
+# Command modules register themselves on ``cli`` when imported. One line each.
+from layerbuild.cli import build as _build  # noqa: E402,F401

@@ -1,0 +1,49 @@
+"""What a builder does: lock a recipe for a target, and install a lock into a tree.
+
+Two builders implement this: ``layerbuild.local.LocalBuilder`` (no Docker:
+cross-platform wheel selection with uv) and ``layerbuild.docker_builder.DockerBuilder``
+(inside the target's Amazon Linux build image). The pipeline drives either one
+and then slims, audits and zips the tree the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from layerbuild.recipe import Recipe
+from layerbuild.targets import Target
+
+
+@dataclass(frozen=True)
+class InstallResult:
+    """What an install put into the layer tree."""
+
+    packages: dict[str, str]  # distribution name -> version
+    notices: list[str] = field(default_factory=list)  # e.g. older releases chosen
+
+
+class Builder(Protocol):
+    """Locks and installs recipes for one target at a time."""
+
+    name: str
+
+    def lock(self, recipe: Recipe, target: Target, lock_path: Path) -> list[str]:
+        """Resolve ``recipe`` for ``target`` and write a hashed lock atomically.
+
+        Returns notices for the user, such as releases passed over because their
+        wheels need a newer glibc than the target has.
+        """
+        ...
+
+    def install(
+        self, recipe: Recipe, target: Target, lock_path: Path, tree: Path
+    ) -> InstallResult:
+        """Install the lock into ``tree`` as Lambda lays out a layer.
+
+        Python packages go to ``tree / target.runtime.site_packages``; shared
+        libraries to ``tree / "lib"`` and programs to ``tree / "bin"``. Hashes
+        in the lock are enforced; a mismatch raises ``HashMismatchError``.
+        """
+        ...

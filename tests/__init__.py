@@ -1,0 +1,1 @@
+"""layerbuild's tests."""

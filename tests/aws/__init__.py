@@ -1,0 +1,1 @@
+"""Tests of publishing to S3 and Lambda, against a moto server."""

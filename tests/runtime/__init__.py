@@ -1,0 +1,1 @@
+"""Tests of custom-runtime layers and the local Runtime API."""

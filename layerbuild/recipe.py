@@ -81,6 +81,8 @@ class RuntimeOptions:
     files: dict[str, str] = field(default_factory=dict)  # layer path -> source
     event: str = "{}"  # the test event sent through the local Runtime API
     expect: str | None = None  # a substring the response must contain
+    handler: str = "function.handler"  # _HANDLER during the test
+    function: str | None = None  # a folder beside the recipe: /var/task in the test
 
 
 @dataclass(frozen=True)
@@ -342,7 +344,11 @@ def _runtime_options(path: Path, table: dict[str, Any]) -> RuntimeOptions:
         files=dict(files),
         event=fields.get("event", str, "a JSON document", "{}"),
         expect=fields.get("expect", str, "text the response must contain"),
+        handler=fields.get("handler", str, "a handler name", "function.handler"),
+        function=fields.get("function", str, "a folder beside the recipe"),
     )
+    if options.function is not None and not (path.parent / options.function).is_dir():
+        raise fields.fail("function", options.function, "a folder beside the recipe")
     fields.reject_unknown()
     return options
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import queue
 import re
+import sys
 import threading
 import time
 import uuid
@@ -198,6 +199,12 @@ class _Httpd(ThreadingHTTPServer):
     ) -> None:
         self.api = api
         super().__init__(address, handler)
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        # The base class prints a traceback; a client that hangs up early (a
+        # container stopped once its answer arrived) is routine here.
+        error = sys.exc_info()[1]
+        self.api.log(f"connection from {client_address} ended: {error!r}")
 
 
 class _Refused(Exception):

@@ -145,6 +145,20 @@ class Target:
             ),
         )
 
+    @cached_property
+    def resolver_tags(self) -> frozenset[Tag]:
+        """The wheel tags uv accepts for ``uv_platform``: a subset of ours."""
+        if self.runtime.python is None:
+            return frozenset()
+        machine = self.arch.machine
+        ceiling = "manylinux_" + self.uv_platform.split("-manylinux_", 1)[1]
+        major, minor = (int(part) for part in ceiling.split("_")[1:3])
+        return frozenset(
+            tag
+            for tag in self.supported_tags
+            if tag.platform == "any" or _tag_glibc(tag.platform, machine) <= (major, minor)
+        )
+
     @property
     def uv_platform(self) -> str:
         """The ``--python-platform`` uv resolves and installs for.
@@ -167,3 +181,12 @@ class Target:
         major, minor = self.runtime.python
         machine = self.arch.machine
         return (f".cpython-{major}{minor}-{machine}-linux-gnu.so", ".abi3.so", ".so")
+
+
+def _tag_glibc(platform: str, machine: str) -> tuple[int, int]:
+    """The glibc a manylinux platform tag asks for: ``manylinux2014_x86_64`` -> 2.17."""
+    for glibc, alias in LEGACY_MANYLINUX.items():
+        if platform == f"{alias}_{machine}":
+            return glibc
+    _, major, minor = platform.removesuffix(f"_{machine}").split("_")
+    return int(major), int(minor)

@@ -1,0 +1,302 @@
+"""The Docker-free builder: glibc-aware cross-platform wheel selection with uv.
+
+uv resolves and installs for a foreign target (``--python-platform``,
+``--python-version``) about ten times faster than pip, so a layer for arm64
+Python 3.12 builds on an x86_64 laptop running Python 3.11. Only wheels the
+target can load are taken. A package with no such wheel is built from its
+source distribution only when that is pure Python; one with C (or Cython, Rust,
+Fortran) sources is refused, since a host compiler would produce code for the
+host, not for Lambda: the container builder compiles it in the right image.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import tarfile
+import tempfile
+import urllib.request
+import zipfile
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from packaging.utils import canonicalize_name
+from packaging.version import Version
+
+from layerbuild.builders import InstallResult
+from layerbuild.errors import (
+    BuildError,
+    HashMismatchError,
+    LockError,
+    NeedsCompilerError,
+)
+from layerbuild.index import DistFile, PackageIndex, redact_url
+from layerbuild.lock import (
+    SOURCE_ONLY_MARK,
+    Lock,
+    compile_command,
+    parse_lock,
+    read_lock,
+    write_atomically,
+)
+from layerbuild.recipe import Recipe
+from layerbuild.report import Reporter
+from layerbuild.runner import Runner
+from layerbuild.targets import Target, glibc_text
+
+# Source files that mean a distribution compiles code when it is built.
+COMPILED_SOURCE_SUFFIXES = (
+    ".c", ".cc", ".cpp", ".cxx", ".h", ".hpp", ".pyx", ".pxd", ".f", ".f90", ".rs",
+    ".go",
+)  # fmt: skip
+COMPILED_SOURCE_FILES = ("Cargo.toml", "CMakeLists.txt", "meson.build")
+
+# A resolution that adds packages the first pass did not see is repeated; real
+# dependency trees settle in one or two rounds.
+MAX_RESOLUTION_ROUNDS = 4
+
+
+def uv_executable() -> str:
+    """The uv binary that ships inside the ``uv`` wheel layerbuild depends on."""
+    from uv import find_uv_bin  # imported late: only builds need it
+
+    return find_uv_bin()
+
+
+@dataclass
+class LocalBuilder:
+    """Locks and installs with uv, for any target, on the host."""
+
+    runner: Runner
+    reporter: Reporter
+    index: PackageIndex
+    cache_dir: Path
+    uv: str = field(default_factory=uv_executable)
+    name: str = "local"
+
+    # Locking.
+
+    def lock(self, recipe: Recipe, target: Target, lock_path: Path) -> list[str]:
+        requirements = recipe.requirement_lines()
+        with tempfile.TemporaryDirectory(prefix="layerbuild-lock-") as workdir:
+            folder = Path(workdir)
+            (folder / "requirements.in").write_text("\n".join(requirements) + "\n")
+            header_command = compile_command(recipe, target)
+            newest = self._pins(
+                self._compile(folder, target, None, header_command, hashes=False)
+            )
+
+            binary: set[str] = set()
+            source_only: set[str] = set()
+            pins = newest
+            for _ in range(MAX_RESOLUTION_ROUNDS):
+                unseen = set(pins) - binary - source_only
+                if not unseen:
+                    break
+                self.index.prefetch(unseen)
+                for name in unseen:
+                    if self._has_wheel(name, target):
+                        binary.add(name)
+                    else:
+                        source_only.add(name)
+                text = self._compile(folder, target, binary, header_command, hashes=True)
+                pins = self._pins(text)
+
+        header = f"{SOURCE_ONLY_MARK} {' '.join(sorted(source_only & set(pins)))}\n"
+        if not source_only & set(pins):
+            header = ""
+        parse_lock(lock_path, header + text)  # refuse to write what we cannot read
+        write_atomically(lock_path, header + text)
+        return self._passed_over(newest, pins, target)
+
+    def _compile(
+        self,
+        folder: Path,
+        target: Target,
+        binary: set[str] | None,
+        header_command: str,
+        *,
+        hashes: bool,
+    ) -> str:
+        """Run ``uv pip compile`` in ``folder`` and return the lock it wrote."""
+        output = folder / "requirements.txt"
+        output.unlink(missing_ok=True)
+        argv = [
+            self.uv, "pip", "compile", "requirements.in", "--quiet", "--no-config",
+            "--output-file", output.name,
+            "--python-platform", target.uv_platform,
+            "--python-version", target.runtime.python_version,
+            "--custom-compile-command", header_command,
+        ]  # fmt: skip
+        if hashes:
+            argv.append("--generate-hashes")
+        for name in sorted(binary or ()):
+            argv += ["--only-binary", name]
+        argv += ["--index-url", self.index.url]
+        completed = self.runner(argv, cwd=folder, env=self._uv_env())
+        if completed.returncode != 0:
+            msg = f"resolving for {target.slug} failed: {_last_lines(completed.output)}"
+            raise LockError(msg, hint="check the requirements and the index")
+        return output.read_text(encoding="utf-8")
+
+    @staticmethod
+    def _pins(text: str) -> dict[str, Version]:
+        pins = {}
+        for line in text.splitlines():
+            if "==" in line and not line.lstrip().startswith("#"):
+                name, _, rest = line.partition("==")
+                version = rest.split()[0].rstrip("\\").strip()
+                pins[canonicalize_name(name.split("[")[0].strip())] = Version(version)
+        return pins
+
+    def _has_wheel(self, name: str, target: Target) -> bool:
+        tags = target.resolver_tags
+        return any(f.wheel_tags & tags for f in self.index.files(name))
+
+    def _passed_over(
+        self, newest: dict[str, Version], chosen: dict[str, Version], target: Target
+    ) -> list[str]:
+        notices = []
+        for name, version in sorted(chosen.items()):
+            latest = newest.get(name)
+            if latest is None or version >= latest:
+                continue
+            reason = self._why_not(name, latest, target)
+            notices.append(
+                f"{name}: took {version}, not {latest}, for {target.slug}: {reason}"
+            )
+        return notices
+
+    def _why_not(self, name: str, version: Version, target: Target) -> str:
+        files = [f for f in self.index.files(name) if f.version == version]
+        runtime = target.runtime
+        ours = [f for f in files if _fits_except_glibc(f, target)]
+        if not ours:
+            return f"{version} has no wheel for {runtime.name} on {target.arch.name}"
+        needed = min(g for f in ours if (g := f.min_glibc()) is not None)
+        if needed > runtime.glibc:
+            return (
+                f"its wheels need glibc {glibc_text(needed)}; {runtime.name} "
+                f"({runtime.os_family}) has {glibc_text(runtime.glibc)}"
+            )
+        return (
+            f"its wheels are tagged manylinux_{needed[0]}_{needed[1]}, which uv "
+            f"cannot select for glibc {glibc_text(runtime.glibc)} (it targets "
+            f"{target.uv_platform})"
+        )
+
+    def _uv_env(self) -> dict[str, str]:
+        return {"UV_CACHE_DIR": str(self.cache_dir / "uv"), "UV_NO_PROGRESS": "1"}
+
+    # Installing.
+
+    def install(
+        self, recipe: Recipe, target: Target, lock_path: Path, tree: Path
+    ) -> InstallResult:
+        lock = read_lock(lock_path)
+        for name in lock.source_only:
+            self._refuse_compiled_source(lock, name, target)
+
+        site_packages = tree / target.runtime.site_packages
+        site_packages.mkdir(parents=True, exist_ok=True)
+        argv = [
+            self.uv, "pip", "install", "--quiet", "--no-config",
+            "--target", str(site_packages),
+            "--python-platform", target.uv_platform,
+            "--python-version", target.runtime.python_version,
+            "--require-hashes", "--no-deps",
+            "--index-url", self.index.url,
+            "-r", str(lock_path),
+        ]  # fmt: skip
+        for package in lock.packages:
+            if package.name not in lock.source_only:
+                argv += ["--only-binary", package.name]
+        completed = self.runner(argv, env=self._uv_env())
+        if completed.returncode != 0:
+            raise _install_error(completed.output, lock_path)
+
+        # Console scripts carry the host interpreter's path in their shebang;
+        # they cannot run on Lambda, so they are not part of the layer.
+        shutil.rmtree(site_packages / "bin", ignore_errors=True)
+        return InstallResult(packages=lock.versions())
+
+    def _refuse_compiled_source(self, lock: Lock, name: str, target: Target) -> None:
+        package = next(p for p in lock.packages if p.name == name)
+        sdists = [
+            f
+            for f in self.index.files(name)
+            if not f.is_wheel and str(f.version) == package.version
+        ]
+        if not sdists:
+            msg = (
+                f"{name}=={package.version} has no wheel for {target.slug} "
+                "and no source distribution"
+            )
+            raise NeedsCompilerError(msg, hint="pin a release that has wheels")
+        sdist = sdists[0]
+        members = self._sdist_members(sdist, package.hashes)
+        compiled = [m for m in members if _is_compiled_source(m)]
+        if compiled:
+            msg = (
+                f"{name}=={package.version} has no wheel for {target.slug} and must "
+                f"be compiled (its source holds {compiled[0]})"
+            )
+            raise NeedsCompilerError(
+                msg, hint="build it inside the runtime's image: --builder docker"
+            )
+
+    def _sdist_members(self, sdist: DistFile, allowed: Iterable[str]) -> list[str]:
+        folder = self.cache_dir / "sdists"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / sdist.filename
+        if not path.exists():
+            partial = path.with_suffix(path.suffix + ".part")
+            with urllib.request.urlopen(sdist.url, timeout=60) as response:
+                partial.write_bytes(response.read())
+            partial.replace(path)
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        if digest not in set(allowed):
+            path.unlink()
+            msg = (
+                f"{sdist.filename} from {redact_url(sdist.url)} has sha256 {digest}, "
+                "which the lock does not list"
+            )
+            raise HashMismatchError(msg, hint="the file changed on the index: re-lock")
+        if sdist.filename.endswith(".zip"):
+            with zipfile.ZipFile(path) as archive:
+                return archive.namelist()
+        with tarfile.open(path) as archive:
+            return archive.getnames()
+
+
+def _fits_except_glibc(dist: DistFile, target: Target) -> bool:
+    """Whether a wheel suits the target's Python and machine, whatever its glibc."""
+    machine = target.arch.machine
+    interpreters = {tag.interpreter for tag in target.supported_tags}
+    abis = {tag.abi for tag in target.supported_tags}
+    return any(
+        tag.interpreter in interpreters
+        and tag.abi in abis
+        and tag.platform.startswith("manylinux")
+        and tag.platform.endswith(machine)
+        for tag in dist.wheel_tags
+    )
+
+
+def _is_compiled_source(member: str) -> bool:
+    path = PurePosixPath(member)
+    return path.suffix in COMPILED_SOURCE_SUFFIXES or path.name in COMPILED_SOURCE_FILES
+
+
+def _last_lines(output: str, count: int = 6) -> str:
+    lines = [line for line in output.strip().splitlines() if line.strip()]
+    return " | ".join(lines[-count:]) or "no output"
+
+
+def _install_error(output: str, lock_path: Path) -> BuildError:
+    if "hash" in output.lower() and "mismatch" in output.lower():
+        msg = f"a download does not match the hash in {lock_path}: {_last_lines(output)}"
+        return HashMismatchError(msg, hint="re-lock if the index changed the file")
+    msg = f"installing {lock_path.name} failed: {_last_lines(output)}"
+    return BuildError(msg)

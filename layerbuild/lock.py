@@ -1,0 +1,115 @@
+"""Lock files: pinned, hashed requirements for one recipe on one target.
+
+Locks are in pip-tools' format (``name==version`` with ``--hash=sha256:`` lines),
+so pip, pip-sync and uv can all install them. layerbuild adds comment lines of
+its own at the top; every installer ignores comments.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from packaging.utils import canonicalize_name
+
+from layerbuild.errors import LockError
+from layerbuild.recipe import Recipe
+from layerbuild.targets import Target
+
+LOCKS_DIRNAME = "locks"
+SOURCE_ONLY_MARK = "# layerbuild: built from source (no wheel for this target):"
+PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?==([^\s;\\]+)")
+HASH = re.compile(r"--hash=sha256:([0-9a-f]{64})")
+
+
+@dataclass(frozen=True)
+class LockedPackage:
+    """One pinned distribution and the sha256 of each file it may come from."""
+
+    name: str
+    version: str
+    hashes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Lock:
+    """A parsed lock file."""
+
+    path: Path
+    text: str
+    packages: tuple[LockedPackage, ...]
+    source_only: tuple[str, ...]
+
+    def versions(self) -> dict[str, str]:
+        return {package.name: package.version for package in self.packages}
+
+
+def lock_path(recipe: Recipe, slug: str) -> Path:
+    """Where the lock of ``recipe`` for a target lives: beside the recipe."""
+    return recipe.directory / LOCKS_DIRNAME / recipe.name / f"{slug}.txt"
+
+
+def parse_lock(path: Path, text: str) -> Lock:
+    """Read a lock; every requirement must be pinned with ``==`` and hashed."""
+    packages: list[LockedPackage] = []
+    source_only: tuple[str, ...] = ()
+    logical_lines = text.replace("\\\n", " ").splitlines()
+    for number, line in enumerate(logical_lines, start=1):
+        stripped = line.strip()
+        if stripped.startswith(SOURCE_ONLY_MARK):
+            names = stripped[len(SOURCE_ONLY_MARK) :].split()
+            source_only = tuple(canonicalize_name(name) for name in names)
+            continue
+        if not stripped or stripped.startswith("#"):
+            continue
+        requirement = stripped.split(" #", 1)[0]
+        match = PIN.match(requirement)
+        if not match:
+            msg = f"{path}: line {number}: {requirement[:60]!r} is not pinned as name==version"
+            raise LockError(msg, hint="regenerate it with 'layerbuild lock'")
+        hashes = tuple(HASH.findall(requirement))
+        if not hashes:
+            msg = f"{path}: line {number}: {match.group(1)}=={match.group(3)} has no --hash"
+            raise LockError(msg, hint="regenerate it with 'layerbuild lock'")
+        name = canonicalize_name(match.group(1))
+        packages.append(LockedPackage(name, match.group(3), hashes))
+    if not packages:
+        msg = f"{path}: holds no pinned requirement"
+        raise LockError(msg, hint="regenerate it with 'layerbuild lock'")
+    return Lock(path, text, tuple(packages), source_only)
+
+
+def read_lock(path: Path) -> Lock:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        msg = f"{path}: no lock file"
+        raise LockError(msg, hint="run 'layerbuild lock' first") from None
+    except (OSError, UnicodeDecodeError) as error:
+        msg = f"{path}: cannot be read: {error}"
+        raise LockError(msg) from None
+    return parse_lock(path, text)
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write ``text`` so that readers see the old file or the whole new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(text)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def compile_command(recipe: Recipe, target: Target) -> str:
+    """The command a lock header names, so a reader knows how to refresh it."""
+    return f"layerbuild lock {recipe.name} --runtime {target.runtime.name} --arch {target.arch.name}"

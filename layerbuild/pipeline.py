@@ -1,0 +1,295 @@
+"""From a recipe to a checked, reproducible layer zip in ``dist/``.
+
+The stages, for each recipe and target (or group of targets sharing one zip):
+
+1. lock: resolve the recipe for the target, unless its lock already exists;
+2. key: a content key over the lock, the target, its allowed wheel tags, the
+   build options, the builder and layerbuild's version. When ``dist/`` already
+   holds a zip built under that key, the build stops here and reuses it;
+3. install the lock into a fresh staging tree (the builder's job);
+4. slim, then audit the tree; an audit failure stops before any zip exists;
+5. zip deterministically, then write the manifest beside the zip.
+
+``dist/`` never holds a zip whose manifest describes something else: the old
+manifest is removed before its zip is replaced, and the new manifest is written
+only after the new zip is in place. A zip without a manifest is not a build.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from layerbuild import __version__
+from layerbuild.archive import write_zip
+from layerbuild.audit import AuditReport, audit_tree
+from layerbuild.builders import Builder
+from layerbuild.lock import lock_path, read_lock, write_atomically
+from layerbuild.recipe import Recipe
+from layerbuild.report import Reporter
+from layerbuild.slim import SlimResult, slim_tree
+from layerbuild.targets import Target
+
+MANIFEST_SUFFIX = ".json"
+SIZE_TABLE_ROWS = 8
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What ``dist/<name>.json`` records about the zip beside it."""
+
+    recipe: str
+    layer_name: str
+    runtimes: list[str]
+    architecture: str
+    packages: dict[str, str]
+    description: str
+    license: str | None
+    unzipped_bytes: int
+    zipped_bytes: int
+    sha256: str
+    content_key: str
+    zip: str
+    builder: str
+    highest_glibc: str | None
+    layerbuild_version: str = __version__
+
+    @classmethod
+    def read(cls, path: Path) -> Manifest | None:
+        """The manifest at ``path``, or None when it is missing or unreadable."""
+        try:
+            return cls(**json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError, TypeError):
+            return None
+
+    def write(self, path: Path) -> None:
+        text = json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
+        write_atomically(path, text)
+
+
+@dataclass(frozen=True)
+class BuildOutcome:
+    """The result of building one zip."""
+
+    manifest: Manifest
+    zip_path: Path
+    reused: bool
+    audit: AuditReport | None = None
+    slim: SlimResult | None = None
+    notices: list[str] = field(default_factory=list)
+    largest: list[tuple[str, int]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class BuildSettings:
+    """Where builds read and write, and how hard they work."""
+
+    dist_dir: Path
+    cache_dir: Path
+    jobs: int = os.cpu_count() or 1
+    force: bool = False
+
+
+def target_groups(recipe: Recipe, targets: Sequence[Target]) -> list[list[Target]]:
+    """Targets that share one zip: all runtimes of an architecture when combined."""
+    if not recipe.build.combine_runtimes:
+        return [[target] for target in targets]
+    by_arch: dict[str, list[Target]] = {}
+    for target in targets:
+        by_arch.setdefault(target.arch.name, []).append(target)
+    return list(by_arch.values())
+
+
+def output_name(recipe: Recipe, group: Sequence[Target]) -> str:
+    """``numpy-pandas-python3.12-x86_64``; several runtimes joined by ``+``."""
+    runtimes = "+".join(target.runtime.name for target in group)
+    return f"{recipe.name}-{runtimes}-{group[0].arch.name}"
+
+
+def layer_name(recipe: Recipe, group: Sequence[Target]) -> str:
+    """A name Lambda accepts for the layer: ``numpy-pandas-py312-x86_64``."""
+    runtimes = "-".join(
+        target.runtime.name.replace("python", "py").replace(".", "") for target in group
+    )
+    return f"{recipe.name}-{runtimes}-{group[0].arch.name}"
+
+
+def lock_recipe(
+    recipe: Recipe, target: Target, builder: Builder, reporter: Reporter
+) -> tuple[Path, list[str]]:
+    """Write the lock of ``recipe`` for ``target``; returns its path and notices."""
+    path = lock_path(recipe, target.slug)
+    reporter.step(f"locking {recipe.name} for {target.slug} ({builder.name})")
+    notices = builder.lock(recipe, target, path)
+    for notice in notices:
+        reporter.warn(notice)
+    reporter.detail(f"wrote {path}")
+    return path, notices
+
+
+def content_key(recipe: Recipe, group: Sequence[Target], builder: Builder) -> str:
+    """A digest of everything that decides the bytes of the zip."""
+    material = {
+        "layerbuild": __version__,
+        "builder": builder.name,
+        "kind": recipe.kind,
+        "options": recipe.build.key_material(),
+        "targets": [
+            {
+                "target": target.slug,
+                "tags": list(target.manylinux_tags),
+                "lock": read_lock(lock_path(recipe, target.slug)).text,
+            }
+            for target in group
+        ],
+    }
+    encoded = json.dumps(material, sort_keys=True).encode()
+    return hashlib.sha256(encoded).hexdigest()
+
+
+def build_recipe(
+    recipe: Recipe,
+    targets: Sequence[Target],
+    builder: Builder,
+    settings: BuildSettings,
+    reporter: Reporter,
+) -> list[BuildOutcome]:
+    """Build every zip ``recipe`` asks for on ``targets``."""
+    outcomes = []
+    for group in target_groups(recipe, targets):
+        notices: list[str] = []
+        for target in group:
+            if not lock_path(recipe, target.slug).exists():
+                notices += lock_recipe(recipe, target, builder, reporter)[1]
+        with _exclusive(settings.dist_dir, output_name(recipe, group)):
+            outcome = _build_group(recipe, group, builder, settings, reporter)
+        outcomes.append(outcome if not notices else _with_notices(outcome, notices))
+    return outcomes
+
+
+def _with_notices(outcome: BuildOutcome, notices: list[str]) -> BuildOutcome:
+    return BuildOutcome(**{**outcome.__dict__, "notices": notices + outcome.notices})
+
+
+@contextmanager
+def _exclusive(dist_dir: Path, name: str) -> Iterator[None]:
+    """Hold a lock on one output, so two builds of it wait for each other."""
+    dist_dir.mkdir(parents=True, exist_ok=True)
+    with open(dist_dir / f".{name}.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _build_group(
+    recipe: Recipe,
+    group: Sequence[Target],
+    builder: Builder,
+    settings: BuildSettings,
+    reporter: Reporter,
+) -> BuildOutcome:
+    name = output_name(recipe, group)
+    zip_path = settings.dist_dir / f"{name}.zip"
+    manifest_path = settings.dist_dir / f"{name}{MANIFEST_SUFFIX}"
+    key = content_key(recipe, group, builder)
+
+    existing = Manifest.read(manifest_path)
+    if not settings.force and existing and existing.content_key == key:
+        if zip_path.exists() and _sha256(zip_path) == existing.sha256:
+            reporter.step(f"{name}: unchanged (content key {key[:12]}), reusing {zip_path}")
+            return BuildOutcome(existing, zip_path, reused=True)
+
+    reporter.step(f"building {name} ({builder.name})")
+    settings.cache_dir.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f"{name}.", dir=_stage_root(settings)))
+    try:
+        tree = stage / "layer"
+        tree.mkdir()
+        packages: dict[str, str] = {}
+        notices: list[str] = []
+        for target in group:
+            lock = lock_path(recipe, target.slug)
+            result = builder.install(recipe, target, lock, tree)
+            packages.update(result.packages)
+            notices += result.notices
+        reporter.detail(f"installed {len(packages)} distributions")
+
+        slimmed = slim_tree(tree, slim=recipe.build.slim, exclude=recipe.build.exclude)
+        for rule, saved in slimmed.saved.items():
+            reporter.detail(f"slim {rule}: {saved:,} bytes removed")
+
+        audit = audit_tree(tree, group, size_budget=recipe.build.size_budget)
+        reporter.step(audit.summary())
+        largest = _largest_packages(tree)
+
+        manifest_path.unlink(missing_ok=True)
+        zipped = write_zip(
+            tree, zip_path, jobs=settings.jobs, cache_dir=settings.cache_dir / "deflate"
+        )
+        manifest = Manifest(
+            recipe=recipe.name,
+            layer_name=layer_name(recipe, group),
+            runtimes=[target.runtime.name for target in group],
+            architecture=group[0].arch.name,
+            packages=dict(sorted(packages.items())),
+            description=recipe.description,
+            license=recipe.license,
+            unzipped_bytes=zipped.unzipped_bytes,
+            zipped_bytes=zipped.zipped_bytes,
+            sha256=zipped.sha256,
+            content_key=key,
+            zip=zip_path.name,
+            builder=builder.name,
+            highest_glibc=(
+                ".".join(map(str, audit.highest_glibc)) if audit.highest_glibc else None
+            ),
+        )
+        manifest.write(manifest_path)
+        reporter.step(
+            f"wrote {zip_path} ({zipped.zipped_bytes:,} bytes zipped, "
+            f"{zipped.unzipped_bytes:,} unzipped, sha256 {zipped.sha256[:12]})"
+        )
+        return BuildOutcome(manifest, zip_path, False, audit, slimmed, notices, largest)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def _stage_root(settings: BuildSettings) -> Path:
+    root = settings.cache_dir / "stage"
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for chunk in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _largest_packages(tree: Path) -> list[tuple[str, int]]:
+    """Top-level entries of each site-packages and of lib/ and bin/, by size."""
+    sizes: dict[str, int] = {}
+    roots = [*tree.glob("python/lib/python*/site-packages"), tree / "lib", tree / "bin"]
+    for root in roots:
+        if not root.is_dir():
+            continue
+        for entry in root.iterdir():
+            if entry.name.endswith(".dist-info"):
+                continue
+            label = str(entry.relative_to(tree))
+            files = [entry] if entry.is_file() else entry.rglob("*")
+            sizes[label] = sum(f.stat().st_size for f in files if f.is_file())
+    ranked = sorted(sizes.items(), key=lambda item: (-item[1], item[0]))
+    return ranked[:SIZE_TABLE_ROWS]

@@ -34,11 +34,11 @@ def cli(ctx: click.Context, verbose: int, quiet: bool) -> None:
     ctx.obj = ConsoleReporter(-1 if quiet else verbose)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     """Entry point: run the command and map errors to exit statuses."""
     reporter = ConsoleReporter()
     try:
-        cli.main(standalone_mode=False)
+        cli.main(args=argv, prog_name="layerbuild", standalone_mode=False)
     except LayerbuildError as error:
         findings = getattr(error, "findings", [])
         if len(findings) > 1:

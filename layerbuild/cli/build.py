@@ -63,9 +63,9 @@ def lock(
     as_json: bool,
 ) -> None:
     """Resolve recipes into hashed locks, one per runtime and architecture."""
+    chosen = find_recipes(recipes, recipes_dir)
     from layerbuild import pipeline  # the build machinery loads only when used
 
-    chosen = find_recipes(recipes, recipes_dir)
     active = make_builder(builder, reporter)
     results = []
     for recipe in chosen:
@@ -103,9 +103,9 @@ def build(
     as_json: bool,
 ) -> None:
     """Lock (when needed), install, audit and zip recipes into dist/."""
+    chosen = find_recipes(recipes, recipes_dir)
     from layerbuild import pipeline
 
-    chosen = find_recipes(recipes, recipes_dir)
     active = make_builder(builder, reporter, smoke_test=not no_test)
     settings = pipeline.BuildSettings(
         dist_dir=dist_dir, cache_dir=default_cache_dir(), jobs=jobs, force=force

@@ -1,0 +1,37 @@
+# Everyday entry points. `make build` and `make test` are the two a newcomer needs.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install build test test-hostile lint bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+# Build the numpy + pandas layer for python3.12 on x86_64, without Docker or AWS.
+build: install
+	$(BIN)/layerbuild build numpy-pandas --runtime python3.12 --arch x86_64 --builder local
+
+test: install
+	$(BIN)/python -m pytest
+
+# Only the tests that try to break layerbuild: bad input, faults, interruptions.
+test-hostile: install
+	$(BIN)/python -m pytest -m hostile
+
+lint: install
+	$(BIN)/pip install --quiet ruff
+	$(BIN)/ruff check layerbuild tests bench
+	$(BIN)/ruff format --check layerbuild tests bench
+
+bench: install
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf dist .pytest_cache

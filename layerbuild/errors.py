@@ -100,3 +100,7 @@ class RuleError(LayerbuildError):
     """A Lambda rule checked before any AWS call (aliases, weights, layers)."""
 
     exit_status = ExitStatus.LIMIT
+
+
+class RolledBackError(LayerbuildError):
+    """A stepped release met its alarm and moved all traffic back."""

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +29,12 @@ from botocore.exceptions import (
     BotoCoreError,
     ClientError,
     EndpointConnectionError,
+    HTTPClientError,
     NoCredentialsError,
     NoRegionError,
     ProfileNotFound,
 )
+from botocore.exceptions import ConnectionError as BotocoreConnectionError
 
 from layerbuild.errors import AwsError, UsageError
 
@@ -108,7 +111,7 @@ class ClientFactory:
         self.on_client = on_client
         self._lock = threading.Lock()
         self._session: boto3.session.Session | None = None
-        self._clients: dict[tuple[str, str], Any] = {}
+        self._clients: dict[tuple[str, str, int], Any] = {}
 
     def _get_session(self) -> boto3.session.Session:
         if self._session is None:
@@ -123,17 +126,25 @@ class ClientFactory:
                 ) from error
         return self._session
 
-    def client(self, service: str, region: str) -> Any:
-        """The client for ``service`` in ``region``, made on first use."""
-        key = (service, region)
+    def client(
+        self, service: str, region: str, *, max_attempts: int | None = None
+    ) -> Any:
+        """The client for ``service`` in ``region``, made on first use.
+
+        ``max_attempts`` overrides the retry count, e.g. 1 for a call that is
+        not safe to repeat blindly and is retried by its caller instead.
+        """
+        attempts = max_attempts or self.settings.max_attempts
+        key = (service, region, attempts)
         with self._lock:
             if key not in self._clients:
+                config = replace(self.settings, max_attempts=attempts)
                 with aws_errors(f"create {service} client", region):
                     client = self._get_session().client(
                         service,
                         region_name=region,
                         endpoint_url=self.settings.endpoint_url,
-                        config=self.settings.botocore_config(),
+                        config=config.botocore_config(),
                     )
                 if self.on_client is not None:
                     self.on_client(client)
@@ -224,6 +235,43 @@ SHA256_METADATA_KEY = "layerbuild-sha256"
 # The action that lets another account use a layer version.
 GET_LAYER_VERSION_ACTION = "lambda:GetLayerVersion"
 PUBLIC_PRINCIPAL = "*"
+# PublishLayerVersion is not idempotent: repeating it after a lost answer makes
+# a second version. So it runs on a client without botocore's retries and is
+# retried here, after checking whether the lost attempt went through.
+PUBLISH_ATTEMPTS = 6
+PUBLISH_BACKOFF_SECONDS = 1.0
+PUBLISH_BACKOFF_CAP_SECONDS = 20.0
+THROTTLING_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "TooManyRequestsException",
+        "RequestLimitExceeded",
+        "SlowDown",
+    }
+)
+
+
+def is_throttling(error: BaseException | None) -> bool:
+    """True when AWS refused a call for its rate: it was not carried out."""
+    if not isinstance(error, ClientError):
+        return False
+    status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return status == 429 or error_code(error) in THROTTLING_CODES
+
+
+def outcome_unknown(error: BaseException | None) -> bool:
+    """True when a call may or may not have been carried out.
+
+    A dropped connection, a timeout or a server error can come after AWS did
+    the work; only asking again tells.
+    """
+    if isinstance(error, (BotocoreConnectionError, HTTPClientError)):
+        return True
+    if isinstance(error, ClientError):
+        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        return isinstance(status, int) and status >= 500
+    return False
 
 
 class LayerGateway:
@@ -233,9 +281,16 @@ class LayerGateway:
     and raises ``AwsError`` naming the operation and the resource on failure.
     """
 
-    def __init__(self, factory: ClientFactory, region: str) -> None:
+    def __init__(
+        self,
+        factory: ClientFactory,
+        region: str,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.factory = factory
         self.region = region
+        self.sleep = sleep
 
     @property
     def s3(self) -> Any:
@@ -293,8 +348,15 @@ class LayerGateway:
         runtimes: list[str],
         architectures: list[str],
         license_info: str | None,
+        find_existing: Callable[[], dict[str, Any] | None] | None = None,
     ) -> dict[str, Any]:
-        """Publish a layer version from an S3 object; returns Lambda's answer."""
+        """Publish a layer version from an S3 object; returns Lambda's answer.
+
+        Throttling is retried with backoff. When an attempt's outcome is
+        unknown (connection dropped, timeout, server error), ``find_existing``
+        is asked first and its version is returned if the attempt went
+        through, so a retry never publishes the same content twice.
+        """
         arguments: dict[str, Any] = {
             "LayerName": name,
             "Description": description,
@@ -304,9 +366,28 @@ class LayerGateway:
         }
         if license_info:
             arguments["LicenseInfo"] = license_info
-        with aws_errors("publish layer", f"{name} in {self.region}"):
-            response: dict[str, Any] = self.lambda_.publish_layer_version(**arguments)
-        return response
+        client = self.factory.client("lambda", self.region, max_attempts=1)
+        for attempt in range(1, PUBLISH_ATTEMPTS + 1):
+            try:
+                with aws_errors("publish layer", f"{name} in {self.region}"):
+                    response: dict[str, Any] = client.publish_layer_version(**arguments)
+                return response
+            except AwsError as error:
+                cause = error.__cause__
+                retryable = is_throttling(cause) or outcome_unknown(cause)
+                if not retryable or attempt == PUBLISH_ATTEMPTS:
+                    raise
+                if outcome_unknown(cause) and find_existing is not None:
+                    existing = find_existing()
+                    if existing is not None:
+                        return existing
+            self.sleep(
+                min(
+                    PUBLISH_BACKOFF_SECONDS * 2 ** (attempt - 1),
+                    PUBLISH_BACKOFF_CAP_SECONDS,
+                )
+            )
+        raise AssertionError  # pragma: no cover - the loop returns or raises
 
     def layer_versions(self, name: str) -> list[dict[str, Any]]:
         """Every version of a layer, newest first; empty if there is none."""

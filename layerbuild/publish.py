@@ -96,6 +96,7 @@ class LayerApi(Protocol):
         runtimes: list[str],
         architectures: list[str],
         license_info: str | None,
+        find_existing: Callable[[], dict[str, Any] | None] | None = None,
     ) -> dict[str, Any]: ...
 
     def layer_versions(self, name: str) -> list[dict[str, Any]]: ...
@@ -705,12 +706,21 @@ class PublishReport:
         raise AwsError(msg, hint=RERUN_HINT)
 
 
+def _newest_with_key(api: LayerApi, job: LayerJob) -> dict[str, Any] | None:
+    """The layer's newest version if it carries the job's content key."""
+    versions = api.layer_versions(job.manifest.layer_name)
+    if versions and content_key_of(versions[0].get("Description")) == (
+        job.manifest.content_key
+    ):
+        return versions[0]
+    return None
+
+
 def publish_job(api: LayerApi, job: LayerJob, grants: Sequence[Grant]) -> Outcome:
     """Publish one layer in one region unless its newest version is the same."""
     name = job.manifest.layer_name
-    versions = api.layer_versions(name)
-    newest = versions[0] if versions else None
-    if newest and content_key_of(newest.get("Description")) == job.manifest.content_key:
+    newest = _newest_with_key(api, job)
+    if newest is not None:
         version = int(newest["Version"])
         shared = apply_grants(api, name, version, list(grants))
         return Outcome(
@@ -736,6 +746,7 @@ def publish_job(api: LayerApi, job: LayerJob, grants: Sequence[Grant]) -> Outcom
         runtimes=list(job.manifest.runtimes),
         architectures=list(job.manifest.architectures),
         license_info=job.manifest.license,
+        find_existing=lambda: _newest_with_key(api, job),
     )
     version = int(response["Version"])
     code_sha = response.get("Content", {}).get("CodeSha256")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import sys
 import tarfile
 import tempfile
 import urllib.request
@@ -21,6 +22,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
@@ -83,6 +86,7 @@ class LocalBuilder:
             folder = Path(workdir)
             (folder / "requirements.in").write_text("\n".join(requirements) + "\n")
             header_command = compile_command(recipe, target)
+            specifiers = _direct_specifiers(requirements)
             newest = self._pins(
                 self._compile(folder, target, None, header_command, hashes=False)
             )
@@ -96,7 +100,7 @@ class LocalBuilder:
                     break
                 self.index.prefetch(unseen)
                 for name in unseen:
-                    if self._has_wheel(name, target):
+                    if self._has_wheel(name, target, specifiers.get(name)):
                         binary.add(name)
                     else:
                         source_only.add(name)
@@ -150,9 +154,16 @@ class LocalBuilder:
                 pins[canonicalize_name(name.split("[")[0].strip())] = Version(version)
         return pins
 
-    def _has_wheel(self, name: str, target: Target) -> bool:
+    def _has_wheel(
+        self, name: str, target: Target, specifier: SpecifierSet | None
+    ) -> bool:
+        """Whether any release the recipe allows has a wheel the target loads."""
         tags = target.resolver_tags
-        return any(f.wheel_tags & tags for f in self.index.files(name))
+        return any(
+            f.wheel_tags & tags
+            for f in self.index.files(name)
+            if specifier is None or specifier.contains(f.version, prereleases=True)
+        )
 
     def _passed_over(
         self, newest: dict[str, Version], chosen: dict[str, Version], target: Target
@@ -187,7 +198,16 @@ class LocalBuilder:
         )
 
     def _uv_env(self) -> dict[str, str]:
-        return {"UV_CACHE_DIR": str(self.cache_dir / "uv"), "UV_NO_PROGRESS": "1"}
+        # uv would otherwise try to download a CPython of the target's version
+        # to build source distributions with, and wait out DNS failures on
+        # offline or proxied machines. The host interpreter builds them; what it
+        # may build is only pure Python (see _refuse_compiled_source).
+        return {
+            "UV_CACHE_DIR": str(self.cache_dir / "uv"),
+            "UV_NO_PROGRESS": "1",
+            "UV_PYTHON_DOWNLOADS": "never",
+            "UV_PYTHON": sys.executable,
+        }
 
     # Installing.
 
@@ -268,6 +288,19 @@ class LocalBuilder:
                 return archive.namelist()
         with tarfile.open(path) as archive:
             return archive.getnames()
+
+
+def _direct_specifiers(lines: Iterable[str]) -> dict[str, SpecifierSet]:
+    """Version ranges the recipe sets on its direct requirements, by name."""
+    specifiers: dict[str, SpecifierSet] = {}
+    for line in lines:
+        text = line.split("#", 1)[0].strip()
+        if not text or text.startswith("-"):
+            continue
+        requirement = Requirement(text)
+        name = canonicalize_name(requirement.name)
+        specifiers[name] = specifiers.get(name, SpecifierSet()) & requirement.specifier
+    return specifiers
 
 
 def _fits_except_glibc(dist: DistFile, target: Target) -> bool:

@@ -1,0 +1,134 @@
+"""``layerbuild test RECIPE|ZIP``: import a layer's modules in its runtime image."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from layerbuild.cli import cli
+from layerbuild.cli.console import ConsoleReporter
+from layerbuild.cli.options import recipes_dir_option
+from layerbuild.errors import UsageError
+from layerbuild.recipe import find_recipes
+from layerbuild.targets import ARCHITECTURES, PYTHON_RUNTIMES, Target
+
+
+@cli.command("test")
+@click.argument("layer", metavar="RECIPE|ZIP")
+@click.option(
+    "--runtime",
+    type=click.Choice(list(PYTHON_RUNTIMES)),
+    help="Runtime to test in (default: the manifest's or the recipe's).",
+)
+@click.option(
+    "--arch",
+    type=click.Choice(list(ARCHITECTURES)),
+    help="Architecture (default: the manifest's or the recipe's first).",
+)
+@click.option(
+    "--image", help="Runtime image to test in (default: the public Lambda image)."
+)
+@click.option(
+    "--build-image", help="Build image for a RECIPE (default: the SAM image)."
+)
+@recipes_dir_option
+@click.pass_obj
+def test_layer(
+    reporter: ConsoleReporter,
+    layer: str,
+    runtime: str | None,
+    arch: str | None,
+    image: str | None,
+    build_image: str | None,
+    recipes_dir: Path,
+) -> None:
+    """Smoke-test a layer zip, or a recipe built in its build image.
+
+    For a ZIP, the runtimes and architecture come from the manifest beside it
+    (<zip>.json or <name>.json) unless --runtime/--arch are given. A RECIPE is
+    locked (unless its lock exists) and installed in a container first.
+    Exit status 3 when an import or the recipe's build.test fails.
+    """
+    from layerbuild import smoke
+    from layerbuild.containers import Engine
+
+    path = Path(layer)
+    if path.suffix == ".zip":
+        targets, packages, recipe = _zip_targets(path, runtime, arch), {}, None
+        manifest = _manifest(path)
+        if manifest:
+            packages = dict(manifest.get("packages") or {})
+        engine = Engine.connect()
+        for target in targets:
+            result = smoke.run_smoke_test(
+                path,
+                recipe,
+                target,
+                packages,
+                image=image,
+                engine=engine,
+                reporter=reporter,
+            )
+            reporter.step(
+                f"smoke test passed in {result.image}: {len(result.modules)} module(s) "
+                f"imported in {result.seconds:.1f} s"
+            )
+        return
+
+    from layerbuild.docker_builder import build_and_test
+
+    recipe = find_recipes([layer], recipes_dir)[0]
+    targets = recipe.targets([runtime] if runtime else None, [arch] if arch else None)
+    if not targets:
+        msg = f"{recipe.path}: has no target {runtime or ''} {arch or ''}".rstrip()
+        raise UsageError(msg)
+    for target in targets:
+        result = build_and_test(
+            recipe, target, reporter, image=image, build_image=build_image
+        )
+        reporter.step(
+            f"smoke test passed in {result.image}: {len(result.modules)} module(s) "
+            f"imported in {result.seconds:.1f} s"
+        )
+
+
+def _manifest(zip_path: Path) -> dict | None:
+    for candidate in (
+        zip_path.with_name(zip_path.name + ".json"),
+        zip_path.with_suffix(".json"),
+    ):
+        if candidate.is_file():
+            try:
+                data = json.loads(candidate.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as error:
+                msg = f"{candidate}: not a readable layer manifest ({error})"
+                raise UsageError(msg) from None
+            if not isinstance(data, dict):
+                msg = f"{candidate}: not a layer manifest (expected a JSON object)"
+                raise UsageError(msg)
+            return data
+    return None
+
+
+def _zip_targets(zip_path: Path, runtime: str | None, arch: str | None) -> list[Target]:
+    if not zip_path.is_file():
+        msg = f"{zip_path}: no such layer zip"
+        raise UsageError(msg)
+    manifest = _manifest(zip_path) or {}
+    runtimes = [runtime] if runtime else list(manifest.get("runtimes") or [])
+    architecture = arch or manifest.get("architecture")
+    if not runtimes or not architecture:
+        msg = (
+            f"{zip_path}: no manifest beside it names the runtime and architecture; "
+            "pass --runtime and --arch"
+        )
+        raise UsageError(msg)
+    targets = []
+    for name in runtimes:
+        if name not in PYTHON_RUNTIMES or architecture not in ARCHITECTURES:
+            msg = f"{zip_path}: {name!r} on {architecture!r} is not a Python target"
+            raise UsageError(msg, hint="pass --runtime and --arch")
+        targets.append(Target.of(name, architecture))
+    return targets

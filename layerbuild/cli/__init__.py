@@ -63,3 +63,4 @@ def main(argv: list[str] | None = None) -> None:
 from layerbuild.cli import build as _build  # noqa: E402,F401
 from layerbuild.cli import publish as _publish  # noqa: E402,F401
 from layerbuild.cli import function as _function  # noqa: E402,F401
+from layerbuild.cli import test as _test  # noqa: E402,F401

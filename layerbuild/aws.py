@@ -76,13 +76,13 @@ class AwsSettings:
 
     profile: str | None = None
     endpoint_url: str | None = None
-    max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS  # counting the first attempt
     retry_mode: str = DEFAULT_RETRY_MODE
 
     def botocore_config(self) -> Config:
         """The client configuration: retries with backoff, bounded timeouts."""
         return Config(
-            retries={"max_attempts": self.max_attempts, "mode": self.retry_mode},
+            retries={"total_max_attempts": self.max_attempts, "mode": self.retry_mode},
             connect_timeout=CONNECT_TIMEOUT_SECONDS,
             read_timeout=READ_TIMEOUT_SECONDS,
         )

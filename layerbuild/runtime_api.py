@@ -20,14 +20,23 @@ import json
 import queue
 import re
 import sys
+import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import Enum
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from layerbuild.containers import Box, BoxSpec, Engine, Finished, Mount, check_platform
+from layerbuild.errors import LayerbuildError, SmokeTestError, UsageError
+from layerbuild.report import Reporter
+from layerbuild.runtime_layer import DIRECTORY_MODE, LAMBDA_PATH
+from layerbuild.targets import Target
 
 API_VERSION = "2018-06-01"
 
@@ -42,6 +51,17 @@ MAX_DISCARD_BYTES = 4 * MAX_RESPONSE_BYTES
 # How often a blocked ``next`` call looks up from its queue to see whether the
 # server is closing; it bounds how long ``close`` waits for those threads.
 POLL_SECONDS = 0.1
+
+# How long the round trip may take, container start included. Lambda's own
+# default timeout is 3 s; emulating another architecture is far slower.
+TEST_TIMEOUT_SECONDS = 60.0
+
+# Lambda runs the bootstrap as an unprivileged user (sbx_user1051); so does the
+# test, so a layer file only root can read fails here as it would there.
+SANDBOX_USER = "993:990"
+
+# How much of a response or of the bootstrap's output an error message quotes.
+EXCERPT_CHARS = 400
 
 DEFAULT_FUNCTION_ARN = "arn:aws:lambda:us-east-1:123456789012:function:layerbuild-test"
 
@@ -164,7 +184,7 @@ class RuntimeApiServer:
             payload=payload,
             deadline_ms=int((self.clock() + timeout_s) * 1000),
             function_arn=self.function_arn,
-            trace_id=f"Root=1-{int(self.clock()):08x}-{uuid.uuid4().hex[:24]};Sampled=0",
+            trace_id=_trace_id(self.clock()),
         )
         self._pending.put(invocation)
         return invocation
@@ -186,6 +206,11 @@ class RuntimeApiServer:
         """Close an open invocation; False when none has that id."""
         with self._lock:
             return self._open.pop(request_id, None) is not None
+
+
+def _trace_id(now: float) -> str:
+    """An X-Ray trace header value: epoch seconds in hex and 96 random bits."""
+    return f"Root=1-{int(now):08x}-{uuid.uuid4().hex[:24]};Sampled=0"
 
 
 class _Httpd(ThreadingHTTPServer):
@@ -361,3 +386,193 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         self.wfile.write(payload)
+
+
+@dataclass(frozen=True)
+class RuntimeTestResult:
+    """A round trip that ended with the expected response."""
+
+    response: str
+    seconds: float
+
+
+def lambda_environment(api_address: str, handler: str) -> dict[str, str]:
+    """The variables Lambda sets for a provided.* bootstrap, for a local run."""
+    return {
+        "AWS_LAMBDA_RUNTIME_API": api_address,
+        "_HANDLER": handler,
+        "LAMBDA_TASK_ROOT": "/var/task",
+        "LAMBDA_RUNTIME_DIR": "/var/runtime",
+        "AWS_LAMBDA_FUNCTION_NAME": DEFAULT_FUNCTION_ARN.rsplit(":", 1)[1],
+        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128",
+        "AWS_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "PATH": ":".join(LAMBDA_PATH),
+        "LD_LIBRARY_PATH": "/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:"
+        "/var/task:/var/task/lib:/opt/lib",
+        "LANG": "en_US.UTF-8",
+        "TZ": ":UTC",
+    }
+
+
+def run_runtime_test(
+    layer: Path,
+    target: Target,
+    event: str,
+    expect: str | None,
+    image: str,
+    engine: Engine,
+    reporter: Reporter,
+    *,
+    handler: str = "function.handler",
+    function: Path | None = None,
+    timeout_s: float = TEST_TIMEOUT_SECONDS,
+    clock: Callable[[], float] = time.monotonic,
+) -> RuntimeTestResult:
+    """Send ``event`` through the layer's bootstrap and check what it answers.
+
+    The bootstrap runs in ``image`` with ``layer`` at /opt (read-only), the
+    function's code from ``function`` at /var/task (an empty folder when None),
+    as an unprivileged user, on the host's network so it reaches the Runtime
+    API served on 127.0.0.1. The container is removed however the test ends.
+    Raises ``SmokeTestError`` when the bootstrap posts an error, answers
+    without ``expect``, exits, or says nothing within ``timeout_s``.
+    """
+    try:
+        json.loads(event)
+    except ValueError as error:
+        msg = f"the test event is not a JSON document: {error}"
+        raise UsageError(msg, hint="set runtime.event to JSON, such as '{}'") from None
+
+    with RuntimeApiServer(log=reporter.detail) as api, _task_root(function) as task:
+        spec = BoxSpec(
+            image=image,
+            mounts=(Mount(layer, "/opt"), Mount(task, "/var/task")),
+            env=lambda_environment(api.address, handler),
+            user=SANDBOX_USER,
+            network="host",
+            platform=check_platform(target.arch),
+            purpose="runtime-test",
+        )
+        reporter.step(f"Sending the test event through the bootstrap ({target.slug})")
+        started = clock()
+        with engine.box(spec) as box:
+            bootstrap = _Bootstrap(box, reporter)
+            api.invoke(event.encode(), timeout_s=timeout_s)
+            bootstrap.start()
+            outcome = _await_outcome(
+                api, bootstrap, target, deadline=started + timeout_s, clock=clock
+            )
+        # Removing the container ended the bootstrap; collect its thread.
+        bootstrap.join(timeout=timeout_s)
+        seconds = clock() - started
+
+    return _judge(outcome, bootstrap, target, expect, seconds)
+
+
+class _Bootstrap(threading.Thread):
+    """Runs /opt/bootstrap in the container until it exits or is removed."""
+
+    def __init__(self, box: Box, reporter: Reporter) -> None:
+        super().__init__(name="bootstrap", daemon=True)
+        self.box = box
+        self.reporter = reporter
+        self.finished: Finished | None = None
+        self.error: LayerbuildError | None = None
+
+    def run(self) -> None:
+        try:
+            self.finished = self.box.exec(
+                ["/opt/bootstrap"], self.reporter, workdir="/var/task"
+            )
+        except LayerbuildError as error:  # the container went away under it
+            self.error = error
+
+
+@contextmanager
+def _task_root(function: Path | None) -> Iterator[Path]:
+    """The function's code folder, or an empty one, for /var/task."""
+    if function is not None:
+        yield function.resolve()
+        return
+    with tempfile.TemporaryDirectory(prefix="layerbuild-task-") as scratch:
+        # The bootstrap's user must be able to enter its working folder.
+        Path(scratch).chmod(DIRECTORY_MODE)
+        yield Path(scratch)
+
+
+def _await_outcome(
+    api: RuntimeApiServer,
+    bootstrap: _Bootstrap,
+    target: Target,
+    *,
+    deadline: float,
+    clock: Callable[[], float],
+) -> Outcome | None:
+    """The first thing the bootstrap posted; None when it exited without a word."""
+    while True:
+        try:
+            return api.outcomes.get(timeout=POLL_SECONDS)
+        except queue.Empty:
+            pass
+        if not bootstrap.is_alive():
+            # It may have posted just before it exited.
+            try:
+                return api.outcomes.get(timeout=POLL_SECONDS)
+            except queue.Empty:
+                return None
+        if clock() >= deadline:
+            msg = (
+                f"{target.slug}: the bootstrap did not answer the test event within "
+                f"{deadline - clock() + POLL_SECONDS:.0f} s"
+            )
+            raise SmokeTestError(msg, hint=_SEE_OUTPUT)
+
+
+_SEE_OUTPUT = "run with -v to see the bootstrap's output"
+
+
+def _judge(
+    outcome: Outcome | None,
+    bootstrap: _Bootstrap,
+    target: Target,
+    expect: str | None,
+    seconds: float,
+) -> RuntimeTestResult:
+    if outcome is None:
+        finished = bootstrap.finished
+        status = finished.exit_code if finished else "an unknown status"
+        tail = _excerpt(finished.tail_text()) if finished else str(bootstrap.error)
+        msg = (
+            f"{target.slug}: the bootstrap exited with {status} before answering "
+            f"the test event: {tail}"
+        )
+        raise SmokeTestError(msg, hint=_SEE_OUTPUT)
+    if outcome.kind is OutcomeKind.INIT_ERROR:
+        msg = (
+            f"{target.slug}: the bootstrap could not start: {outcome.describe_error()}"
+        )
+        raise SmokeTestError(msg, hint=_SEE_OUTPUT)
+    if outcome.kind is OutcomeKind.ERROR:
+        msg = (
+            f"{target.slug}: the bootstrap answered the test event with an error: "
+            f"{_excerpt(outcome.describe_error())}"
+        )
+        raise SmokeTestError(msg, hint=_SEE_OUTPUT)
+
+    response = outcome.body.decode("utf-8", errors="replace")
+    if expect is not None and expect not in response:
+        msg = (
+            f"{target.slug}: the response does not contain {expect!r}: "
+            f"{_excerpt(response)}"
+        )
+        raise SmokeTestError(msg, hint="compare runtime.expect with the response")
+    return RuntimeTestResult(response=response, seconds=seconds)
+
+
+def _excerpt(text: str) -> str:
+    text = text.strip()
+    if len(text) <= EXCERPT_CHARS:
+        return text
+    return text[:EXCERPT_CHARS] + f"... ({len(text):,} characters)"

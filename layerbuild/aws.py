@@ -58,6 +58,7 @@ HINTS_BY_CODE: dict[str, str] = {
     "ExpiredToken": "refresh the credentials (for example `aws sso login`)",
     "ExpiredTokenException": "refresh the credentials (for example `aws sso login`)",
     "NoSuchBucket": "create the bucket in this region or pass another --bucket",
+    "403": "check that the credentials in use may read this bucket",
     "ThrottlingException": "AWS kept throttling after retries; rerun later",
     "TooManyRequestsException": "AWS kept throttling after retries; rerun later",
     "SlowDown": "S3 kept throttling after retries; rerun later",
@@ -302,8 +303,15 @@ class LayerGateway:
 
     def bucket_region(self, bucket: str) -> str:
         """The region the bucket lives in; AwsError when it does not exist."""
-        with aws_errors("find bucket", f"s3://{bucket} (from {self.region})"):
-            response = self.s3.head_bucket(Bucket=bucket)
+        try:
+            with aws_errors("find bucket", f"s3://{bucket} (from {self.region})"):
+                response = self.s3.head_bucket(Bucket=bucket)
+        except AwsError as error:
+            # HEAD answers carry no body: a bare 404 is all S3 says.
+            if is_not_found(error.__cause__ or error):
+                msg = f"bucket s3://{bucket} does not exist (asked in {self.region})"
+                raise AwsError(msg, hint=HINTS_BY_CODE["NoSuchBucket"]) from error
+            raise
         region = response.get("BucketRegion") or response["ResponseMetadata"][
             "HTTPHeaders"
         ].get("x-amz-bucket-region")

@@ -703,7 +703,12 @@ class PublishReport:
             for o in failures
         )
         msg = f"{len(failures)} of {len(self.outcomes)} publishes failed: {named}"
-        raise AwsError(msg, hint=RERUN_HINT)
+        # One cause everywhere (say, no credentials) deserves its own next step.
+        hints = {o.hint for o in failures}
+        hint = RERUN_HINT
+        if len(hints) == 1 and (only := hints.pop()) and only != RERUN_HINT:
+            hint = f"{only}; then {RERUN_HINT}"
+        raise AwsError(msg, hint=hint)
 
 
 def _newest_with_key(api: LayerApi, job: LayerJob) -> dict[str, Any] | None:
@@ -722,7 +727,7 @@ def publish_job(api: LayerApi, job: LayerJob, grants: Sequence[Grant]) -> Outcom
     newest = _newest_with_key(api, job)
     if newest is not None:
         version = int(newest["Version"])
-        shared = apply_grants(api, name, version, list(grants))
+        shared = tuple(apply_grants(api, name, version, list(grants)))
         return Outcome(
             job, "unchanged", str(newest["LayerVersionArn"]), version, shared=shared
         )
@@ -756,7 +761,7 @@ def publish_job(api: LayerApi, job: LayerJob, grants: Sequence[Grant]) -> Outcom
             f"but its CodeSha256 {code_sha} is not the zip's {job.local.sha256_base64}"
         )
         raise AwsError(msg, hint="the S3 object changed during the publish; rerun")
-    shared = apply_grants(api, name, version, list(grants))
+    shared = tuple(apply_grants(api, name, version, list(grants)))
     return Outcome(
         job,
         "published",

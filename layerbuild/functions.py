@@ -64,7 +64,8 @@ ZIP_TAIL_BYTES = 1024 * 1024
 ALARM_POLL_SECONDS = 30.0
 
 # What makes two versions the same for PublishVersion: Lambda returns the
-# newest version instead of a new one when none of these changed.
+# newest version instead of a new one when none of these changed. Description
+# is left out: a version's own description is set when it is published.
 VERSION_IDENTITY = (
     "CodeSha256",
     "Role",
@@ -83,7 +84,6 @@ VERSION_IDENTITY = (
     "FileSystemConfigs",
     "ImageConfigResponse",
     "LoggingConfig",
-    "Description",
 )
 
 
@@ -156,6 +156,8 @@ def remote_unzipped_bytes(url: str, *, opener: Opener = urllib.request.urlopen) 
             except _FetchFrom as short:
                 wanted = f"bytes={short.position}-"
     except (urllib.error.URLError, OSError, ValueError) as error:
+        if isinstance(error, urllib.error.HTTPError):
+            error.close()  # an HTTP error answer holds its connection open
         reason = getattr(error, "reason", error)
         msg = f"{where} could not be read ({reason})"
         raise SizeUnknown(msg) from None

@@ -1,0 +1,1 @@
+"""Tests of the function side: attach, versions, aliases, releases."""

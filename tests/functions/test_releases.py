@@ -381,3 +381,69 @@ class TestSteppedRelease:
             "2",
             "3",
         ]
+
+
+def test_a_release_with_nothing_new_changes_nothing(
+    stand: Stand, run: Callable[..., Run]
+) -> None:
+    """$LATEST is what the alias runs already: a warning, exit status 0."""
+    with_versions(stand)
+    run("alias", "create", "MyLambda", "Prod", "--version", "3")
+
+    result = run("release", "MyLambda", "--alias", "Prod", "--canary", "10")
+
+    assert (result.status, result.out) == (0, "Prod -> 3\n"), result.err
+    assert "warning: alias Prod is on version 3 already; nothing to release" in (
+        result.err
+    )
+    alias = stand.lam.get_alias(FunctionName="MyLambda", Name="Prod")
+    assert (alias["FunctionVersion"], weights(alias)) == ("3", {})
+
+
+def test_promote_without_a_canary_is_bad_usage(
+    stand: Stand, run: Callable[..., Run]
+) -> None:
+    """Nothing is routed, so there is nothing to promote (exit status 2)."""
+    with_versions(stand)
+    run("alias", "create", "MyLambda", "Prod", "--version", "2")
+
+    result = run("release", "MyLambda", "--alias", "Prod", "--promote")
+
+    assert result.status == 2
+    assert result.err.splitlines() == [
+        "error: alias Prod routes to no second version; nothing to promote",
+        "hint: start a release with --canary PERCENT",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("args", "status", "message"),
+    [
+        (
+            ["--canary", "100"],
+            3,
+            "error: --canary 100 must be strictly between 0 and 100 percent",
+        ),
+        (
+            ["--canary", "10", "--promote"],
+            2,
+            "error: choose exactly one of --canary, --promote, --rollback and --steps",
+        ),
+        (
+            ["--canary", "10", "--alarm", "A"],
+            2,
+            "error: --alarm is watched only between --steps",
+        ),
+    ],
+)
+def test_release_options_are_checked_before_any_call(
+    run: Callable[..., Run], args: list[str], status: int, message: str
+) -> None:
+    """No AWS is needed to refuse these (the endpoint does not even exist)."""
+    result = run(
+        "release", "MyLambda", "--alias", "Prod", *args,
+        "--region", REGION, "--endpoint-url", "http://127.0.0.1:9",
+    )  # fmt: skip
+
+    assert result.status == status
+    assert result.err.splitlines()[0] == message

@@ -21,6 +21,7 @@ from layerbuild.aws import ClientFactory, FunctionGateway, environment_settings
 from layerbuild.cli import cli
 from layerbuild.cli.console import ConsoleReporter
 from layerbuild.errors import UsageError
+from layerbuild.recipe import parse_size
 from layerbuild.records import DEFAULT_RECORDS_FILE, load_records
 from layerbuild.rules import parse_duration, parse_percent, parse_steps
 
@@ -70,7 +71,7 @@ def with_gateway(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 json_option = click.option(
-    "--json", "as_json", is_flag=True, help="Print AWS's answer as JSON on stdout."
+    "--json", "as_json", is_flag=True, help="Print the result as JSON on stdout."
 )
 
 
@@ -104,9 +105,9 @@ def echo_json(data: Any) -> None:
 )
 @click.option(
     "--code-size",
-    type=click.IntRange(min=0),
-    metavar="BYTES",
-    help="The function code's unzipped size, when it cannot be downloaded.",
+    metavar="SIZE",
+    help="The function code's unzipped size (bytes, or such as 12MB), when it "
+    "cannot be downloaded.",
 )
 @click.option(
     "--code-zip",
@@ -124,7 +125,7 @@ def attach(
     dry_run: bool,
     records: Path,
     dist: Path,
-    code_size: int | None,
+    code_size: str | None,
     code_zip: Path | None,
     as_json: bool,
     gateway: FunctionGateway,
@@ -143,6 +144,10 @@ def attach(
     if code_size is not None and code_zip is not None:
         msg = "give --code-size or --code-zip, not both"
         raise UsageError(msg)
+    code_bytes = parse_size(code_size) if code_size is not None else None
+    if code_size is not None and code_bytes is None:
+        msg = f"--code-size {code_size!r} is not a size such as 12000000 or 12MB"
+        raise UsageError(msg)
 
     plan = functions.plan_attach(
         gateway,
@@ -150,7 +155,7 @@ def attach(
         layers,
         records=load_records(records),
         replace=replace,
-        code_size=code_size,
+        code_size=code_bytes,
         code_zip=code_zip,
         dist=dist if dist.is_dir() else None,
     )

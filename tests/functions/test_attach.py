@@ -305,3 +305,20 @@ def test_apply_waits_and_uses_the_revision_it_checked(stand: Stand) -> None:
         "updating the layers of MyLambda",
         "MyLambda now has 1 layer(s)",
     ]
+
+
+def test_code_size_takes_units_and_refuses_nonsense(
+    stand: Stand, run: Callable[..., Run]
+) -> None:
+    """``--code-size 3MB`` is 3,000,000 bytes; ``--code-size lots`` is bad usage."""
+    stand.function("MyLambda")
+    stand.layer("a")
+
+    sized = run("attach", "MyLambda", "a:1", "--dry-run", "--code-size", "3MB")
+    bad = run("attach", "MyLambda", "a:1", "--dry-run", "--code-size", "lots")
+
+    assert "  function code  3,000,000 bytes (2.9 MiB)" in sized.out
+    assert bad.status == 2
+    assert bad.err.splitlines() == [
+        "error: --code-size 'lots' is not a size such as 12000000 or 12MB"
+    ]

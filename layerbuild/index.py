@@ -7,6 +7,7 @@ over. Answers are kept for the life of one ``PackageIndex``.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -15,7 +16,8 @@ import urllib.request
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from urllib.parse import urljoin, urlsplit, urlunsplit
+from typing import Any
+from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
 
 from packaging.tags import Tag
 from packaging.utils import (
@@ -85,10 +87,31 @@ class DistFile:
 Fetch = Callable[[str], bytes]
 
 
+def open_url(
+    url: str, *, accept: str | None = None, timeout: float = REQUEST_TIMEOUT_SECONDS
+) -> Any:
+    """Open ``url`` for reading; credentials in it become an Authorization header.
+
+    urllib does not read ``user:password@`` in a URL; left in, they would be
+    taken for part of the host name and could surface in an error message.
+    """
+    parts = urlsplit(url)
+    headers = {"Accept": accept} if accept else {}
+    if parts.username is not None or parts.password is not None:
+        secret = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}"
+        token = base64.b64encode(secret.encode()).decode("ascii")
+        headers["Authorization"] = f"Basic {token}"
+        host = parts.hostname or ""
+        if parts.port:
+            host = f"{host}:{parts.port}"
+        url = urlunsplit((parts.scheme, host, parts.path, parts.query, ""))
+    request = urllib.request.Request(url, headers=headers)
+    return urllib.request.urlopen(request, timeout=timeout)
+
+
 def _fetch(url: str) -> bytes:
-    request = urllib.request.Request(url, headers={"Accept": SIMPLE_JSON})
-    with urllib.request.urlopen(request, timeout=REQUEST_TIMEOUT_SECONDS) as response:
-        return response.read()
+    with open_url(url, accept=SIMPLE_JSON) as response:
+        return bytes(response.read())
 
 
 class PackageIndex:

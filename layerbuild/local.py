@@ -12,13 +12,14 @@ host, not for Lambda: the container builder compiles it in the right image.
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import sys
 import tarfile
 import tempfile
-import urllib.request
 import zipfile
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -28,16 +29,18 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from layerbuild.builders import InstallResult
+from layerbuild.distcheck import check_distribution
 from layerbuild.errors import (
     BuildError,
     HashMismatchError,
     LockError,
     NeedsCompilerError,
 )
-from layerbuild.index import DistFile, PackageIndex, redact_url
+from layerbuild.index import DistFile, PackageIndex, open_url, redact_url
 from layerbuild.lock import (
     SOURCE_ONLY_MARK,
     Lock,
+    LockedPackage,
     compile_command,
     parse_lock,
     read_lock,
@@ -58,6 +61,10 @@ COMPILED_SOURCE_FILES = ("Cargo.toml", "CMakeLists.txt", "meson.build")
 # A resolution that adds packages the first pass did not see is repeated; real
 # dependency trees settle in one or two rounds.
 MAX_RESOLUTION_ROUNDS = 4
+
+# Wheels are fetched side by side before installing, so each can be checked.
+DOWNLOAD_JOBS = 8
+DOWNLOAD_TIMEOUT_SECONDS = 60
 
 
 def uv_executable() -> str:
@@ -217,6 +224,13 @@ class LocalBuilder:
         lock = read_lock(lock_path)
         for name in lock.source_only:
             self._refuse_compiled_source(lock, name, target)
+        # uv would drop entries that climb out of the tree and flatten links
+        # and devices without a word; every file is fetched (or found in the
+        # cache), hash-checked and inspected first, then uv installs only those.
+        binary = [p for p in lock.packages if p.name not in lock.source_only]
+        self.index.prefetch(p.name for p in binary)
+        with ThreadPoolExecutor(max_workers=DOWNLOAD_JOBS) as pool:
+            list(pool.map(lambda p: self._checked_wheel(p, target), binary))
 
         site_packages = tree / target.runtime.site_packages
         site_packages.mkdir(parents=True, exist_ok=True)
@@ -225,8 +239,9 @@ class LocalBuilder:
             "--target", str(site_packages),
             "--python-platform", target.uv_platform,
             "--python-version", target.runtime.python_version,
-            "--require-hashes", "--no-deps",
-            "--index-url", self.index.url,
+            "--require-hashes", "--no-deps", "--no-index",
+            "--find-links", str(self._folder("wheels")),
+            "--find-links", str(self._folder("sdists")),
             "-r", str(lock_path),
         ]  # fmt: skip
         for package in lock.packages:
@@ -240,6 +255,72 @@ class LocalBuilder:
         # they cannot run on Lambda, so they are not part of the layer.
         shutil.rmtree(site_packages / "bin", ignore_errors=True)
         return InstallResult(packages=lock.versions())
+
+    def _folder(self, name: str) -> Path:
+        folder = self.cache_dir / name
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+    def _checked_wheel(self, package: LockedPackage, target: Target) -> Path:
+        """The wheel uv will install for ``package``: fetched, hashed, inspected."""
+        candidates = [
+            f
+            for f in self.index.files(package.name)
+            if f.is_wheel
+            and str(f.version) == package.version
+            and f.wheel_tags & target.resolver_tags
+            and (f.sha256 is None or f.sha256 in package.hashes)
+        ]
+        if not candidates:
+            msg = (
+                f"{package.name}=={package.version}: the index lists no wheel for "
+                f"{target.slug} with a hash the lock allows"
+            )
+            raise HashMismatchError(msg, hint="the index changed: re-lock")
+        ranking = {tag: rank for rank, tag in enumerate(target.supported_tags)}
+        best = min(
+            candidates,
+            key=lambda f: min(ranking.get(t, len(ranking)) for t in f.wheel_tags),
+        )
+        path = self._download(best, package.hashes, self._folder("wheels"))
+        check_distribution(path)
+        return path
+
+    def _download(self, dist: DistFile, allowed: Iterable[str], folder: Path) -> Path:
+        """``dist`` in ``folder``, whole and with a hash the lock allows.
+
+        A cached copy is hashed again on every use, and a download lands under
+        a temporary name first, so an interrupted fetch never leaves a file
+        that a later build would take for a good one.
+        """
+        path = folder / dist.filename
+        if path.exists() and _sha256_file(path) in set(allowed):
+            return path
+        partial = self._folder("partial")
+        handle, temporary = tempfile.mkstemp(dir=partial, suffix=".part")
+        try:
+            with (
+                os.fdopen(handle, "wb") as stream,
+                open_url(dist.url, timeout=DOWNLOAD_TIMEOUT_SECONDS) as response,
+            ):
+                shutil.copyfileobj(response, stream)
+            digest = _sha256_file(Path(temporary))
+            if digest not in set(allowed):
+                msg = (
+                    f"{dist.filename} from {redact_url(dist.url)} has sha256 "
+                    f"{digest}, which the lock does not list"
+                )
+                raise HashMismatchError(
+                    msg, hint="the file changed on the index: re-lock"
+                )
+            os.replace(temporary, path)
+        except OSError as error:
+            where = redact_url(dist.url)
+            msg = f"cannot download {dist.filename} from {where}: {error}"
+            raise BuildError(msg, hint="check the network or the index URL") from None
+        finally:
+            Path(temporary).unlink(missing_ok=True)
+        return path
 
     def _refuse_compiled_source(self, lock: Lock, name: str, target: Target) -> None:
         package = next(p for p in lock.packages if p.name == name)
@@ -267,27 +348,21 @@ class LocalBuilder:
             )
 
     def _sdist_members(self, sdist: DistFile, allowed: Iterable[str]) -> list[str]:
-        folder = self.cache_dir / "sdists"
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / sdist.filename
-        if not path.exists():
-            partial = path.with_suffix(path.suffix + ".part")
-            with urllib.request.urlopen(sdist.url, timeout=60) as response:
-                partial.write_bytes(response.read())
-            partial.replace(path)
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
-        if digest not in set(allowed):
-            path.unlink()
-            msg = (
-                f"{sdist.filename} from {redact_url(sdist.url)} has sha256 {digest}, "
-                "which the lock does not list"
-            )
-            raise HashMismatchError(msg, hint="the file changed on the index: re-lock")
+        path = self._download(sdist, allowed, self._folder("sdists"))
+        check_distribution(path)
         if sdist.filename.endswith(".zip"):
             with zipfile.ZipFile(path) as archive:
                 return archive.namelist()
         with tarfile.open(path) as archive:
             return archive.getnames()
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for chunk in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _direct_specifiers(lines: Iterable[str]) -> dict[str, SpecifierSet]:

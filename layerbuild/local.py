@@ -252,8 +252,10 @@ class LocalBuilder:
             raise _install_error(completed.output, lock_path)
 
         # Console scripts carry the host interpreter's path in their shebang;
-        # they cannot run on Lambda, so they are not part of the layer.
+        # they cannot run on Lambda, so they are not part of the layer. Nor is
+        # the lock file uv leaves in a --target folder.
         shutil.rmtree(site_packages / "bin", ignore_errors=True)
+        (site_packages / ".lock").unlink(missing_ok=True)
         return InstallResult(packages=lock.versions())
 
     def _folder(self, name: str) -> Path:

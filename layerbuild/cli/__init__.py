@@ -7,6 +7,7 @@ Every expected failure is a ``LayerbuildError``; ``main`` turns it into one
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import click
@@ -15,13 +16,48 @@ from layerbuild import __version__
 from layerbuild.cli.console import ConsoleReporter
 from layerbuild.errors import ExitStatus, LayerbuildError
 
+# Each command's module, imported only when that command runs (or --help lists
+# them): a build should not pay for loading boto3, nor a publish for the
+# Docker SDK. A module registers its commands on ``cli`` when imported.
+COMMAND_MODULES = {
+    "list": "build",
+    "lock": "build",
+    "build": "build",
+    "audit": "build",
+    "test": "test",
+    "publish": "publish",
+    "layers": "publish",
+    "attach": "function",
+    "versions": "function",
+    "publish-version": "function",
+    "alias": "function",
+    "release": "function",
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose commands are defined in modules loaded on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(self.commands) | set(COMMAND_MODULES))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMAND_MODULES:
+            importlib.import_module(f"layerbuild.cli.{COMMAND_MODULES[cmd_name]}")
+        return self.commands.get(cmd_name)
+
+
 EPILOG = """\
 Exit statuses: 0 done, 1 operational failure, 2 bad usage, recipe or lock,
 3 a Lambda limit, audit rule or smoke test broken, 130 interrupted.
 """
 
 
-@click.group(epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=LazyGroup,
+    epilog=EPILOG,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.version_option(__version__, prog_name="layerbuild")
 @click.option("-v", "--verbose", count=True, help="Show details and tool output.")
 @click.option("-q", "--quiet", is_flag=True, help="Show only warnings and errors.")
@@ -57,10 +93,3 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(error.exit_code)
     except click.exceptions.Exit as done:
         sys.exit(done.exit_code)
-
-
-# Command modules register themselves on ``cli`` when imported. One line each.
-from layerbuild.cli import build as _build  # noqa: E402,F401
-from layerbuild.cli import publish as _publish  # noqa: E402,F401
-from layerbuild.cli import function as _function  # noqa: E402,F401
-from layerbuild.cli import test as _test  # noqa: E402,F401

@@ -34,7 +34,7 @@ from pathlib import Path
 
 from layerbuild.containers import Box, BoxSpec, Engine, Finished, Mount, check_platform
 from layerbuild.errors import LayerbuildError, SmokeTestError, UsageError
-from layerbuild.report import Reporter
+from layerbuild.report import NullReporter, Reporter
 from layerbuild.runtime_layer import DIRECTORY_MODE, LAMBDA_PATH
 from layerbuild.targets import Target
 
@@ -59,6 +59,9 @@ TEST_TIMEOUT_SECONDS = 60.0
 # Lambda runs the bootstrap as an unprivileged user (sbx_user1051); so does the
 # test, so a layer file only root can read fails here as it would there.
 SANDBOX_USER = "993:990"
+
+# How long a killed bootstrap's exec may take to report its end.
+STOP_SECONDS = 10.0
 
 # How much of a response or of the bootstrap's output an error message quotes.
 EXCERPT_CHARS = 400
@@ -445,6 +448,10 @@ def run_runtime_test(
         msg = f"the test event is not a JSON document: {error}"
         raise UsageError(msg, hint="set runtime.event to JSON, such as '{}'") from None
 
+    # Lambda makes /opt itself; whatever mode the folder holding the layer has
+    # here (a fresh temporary folder is 0700) must not stop the bootstrap's user.
+    layer.chmod(layer.stat().st_mode | DIRECTORY_MODE)
+
     with RuntimeApiServer(log=reporter.detail) as api, _task_root(function) as task:
         spec = BoxSpec(
             image=image,
@@ -461,11 +468,12 @@ def run_runtime_test(
             bootstrap = _Bootstrap(box, reporter)
             api.invoke(event.encode(), timeout_s=timeout_s)
             bootstrap.start()
-            outcome = _await_outcome(
-                api, bootstrap, target, deadline=started + timeout_s, clock=clock
-            )
-        # Removing the container ended the bootstrap; collect its thread.
-        bootstrap.join(timeout=timeout_s)
+            try:
+                outcome = _await_outcome(
+                    api, bootstrap, target, timeout_s=timeout_s, clock=clock
+                )
+            finally:
+                _stop(box, bootstrap)
         seconds = clock() - started
 
     return _judge(outcome, bootstrap, target, expect, seconds)
@@ -490,6 +498,18 @@ class _Bootstrap(threading.Thread):
             self.error = error
 
 
+def _stop(box: Box, bootstrap: _Bootstrap) -> None:
+    """End the bootstrap, which would otherwise wait for events forever.
+
+    Killing every process of the sandbox user but the container's first one
+    lets the bootstrap's exec end as any finished command does, rather than
+    being cut off by removing the container under it.
+    """
+    if bootstrap.is_alive():
+        box.exec(["/bin/sh", "-c", "kill -KILL -1"], _QUIET, echo=False)
+    bootstrap.join(timeout=STOP_SECONDS)
+
+
 @contextmanager
 def _task_root(function: Path | None) -> Iterator[Path]:
     """The function's code folder, or an empty one, for /var/task."""
@@ -507,10 +527,11 @@ def _await_outcome(
     bootstrap: _Bootstrap,
     target: Target,
     *,
-    deadline: float,
+    timeout_s: float,
     clock: Callable[[], float],
 ) -> Outcome | None:
     """The first thing the bootstrap posted; None when it exited without a word."""
+    deadline = clock() + timeout_s
     while True:
         try:
             return api.outcomes.get(timeout=POLL_SECONDS)
@@ -525,11 +546,12 @@ def _await_outcome(
         if clock() >= deadline:
             msg = (
                 f"{target.slug}: the bootstrap did not answer the test event within "
-                f"{deadline - clock() + POLL_SECONDS:.0f} s"
+                f"{timeout_s:g} s"
             )
             raise SmokeTestError(msg, hint=_SEE_OUTPUT)
 
 
+_QUIET = NullReporter()
 _SEE_OUTPUT = "run with -v to see the bootstrap's output"
 
 

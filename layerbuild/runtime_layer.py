@@ -42,6 +42,10 @@ LAYER_ROOT = PurePosixPath("/opt")
 # finds NAME in one of these.
 LAMBDA_PATH = ("/usr/local/bin", "/usr/bin", "/bin", "/opt/bin")
 
+# Where a recipe's extra files may go: Lambda puts /opt/bin on PATH and
+# /opt/lib on LD_LIBRARY_PATH, and looks nowhere else in /opt for them.
+FILE_FOLDERS = ("bin", "lib")
+
 # Modes the layer's files get: readable by all (Lambda runs the bootstrap as an
 # unprivileged user), executable where the source was, or where it sits in bin/.
 PROGRAM_MODE = 0o755
@@ -379,14 +383,14 @@ def _checked_destinations(
         relative = PurePosixPath(destination)
         if (
             relative.is_absolute()
-            or not relative.parts
+            or len(relative.parts) < 2
+            or relative.parts[0] not in FILE_FOLDERS
             or ".." in relative.parts
-            or relative == PurePosixPath(BOOTSTRAP)
         ):
             msg = (
                 f"{recipe.path}: field 'runtime.files': {destination!r} is not "
-                "valid; expected a path inside the layer such as 'bin/tool' or "
-                "'lib/libx.so', other than 'bootstrap'"
+                "valid; expected a path in the layer's bin/ or lib/ folder, such "
+                "as 'bin/tool' or 'lib/libx.so'"
             )
             raise RecipeError(msg)
         checked[relative] = source

@@ -24,6 +24,7 @@ from pathlib import Path, PurePosixPath
 from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 
+from layerbuild.audit import audit_tree
 from layerbuild.containers import BoxSpec, Engine, Mount, check_platform
 from layerbuild.elf import is_elf, read_elf, version_text
 from layerbuild.errors import AuditError, BuildError, RecipeError
@@ -127,9 +128,22 @@ def assemble(
     findings = check_bootstrap_in_image(
         tree, target, engine=engine, image=runtime_image or image
     )
+    hints = [_hint(recipe, options)] if findings else []
+    try:
+        report = audit_tree(
+            tree, [target], size_budget=recipe.build.size_budget, kind="runtime"
+        )
+    except AuditError as error:
+        # The bootstrap's own check already spoke for that file, more precisely.
+        others = [line for line in error.findings if not _about_bootstrap(line)]
+        findings += others
+        if others and error.hint:
+            hints.append(error.hint)
+    else:
+        reporter.detail(f"{recipe.name}: {report.summary()}")
     if findings:
-        raise AuditError(findings, hint=_hint(recipe, options))
-    reporter.step(f"{recipe.name}: bootstrap checked for {target.slug}")
+        raise AuditError(findings, hint=" ".join(hints))
+    reporter.step(f"{recipe.name}: bootstrap and audit passed for {target.slug}")
 
 
 def runtime_options(recipe: Recipe) -> RuntimeOptions:
@@ -414,6 +428,13 @@ def _place(source: Path, destination: Path, *, program: bool = False) -> None:
     shutil.copyfile(source, destination)
     executable = program or bool(stat.S_IMODE(source.stat().st_mode) & 0o111)
     destination.chmod(PROGRAM_MODE if executable else DATA_MODE)
+
+
+def _about_bootstrap(finding: str) -> bool:
+    """Whether an audit finding is about the bootstrap file (it names it first)."""
+    return finding == BOOTSTRAP or finding.startswith(
+        (f"{BOOTSTRAP}:", f"{BOOTSTRAP} ")
+    )
 
 
 def _hint(recipe: Recipe, options: RuntimeOptions) -> str:

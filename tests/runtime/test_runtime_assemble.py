@@ -14,12 +14,12 @@ from typing import Any, cast
 import pytest
 
 from layerbuild.containers import Engine
-from layerbuild.errors import RecipeError
+from layerbuild.errors import AuditError, RecipeError
 from layerbuild.recipe import Recipe, load_recipe
 from layerbuild.report import RecordingReporter
 from layerbuild.runtime_layer import assemble
 from layerbuild.targets import Target
-from tests.runtime.elf_samples import EM_X86_64, static_exit_program
+from tests.runtime.elf_samples import EM_AARCH64, EM_X86_64, static_exit_program
 
 TARGET = Target.of("provided.al2023", "x86_64")
 
@@ -91,7 +91,7 @@ def test_modes_are_made_usable_by_lambdas_unprivileged_user(tmp_path: Path) -> N
     assert mode(tree / "bin" / "tool") == 0o755
     assert mode(tree / "lib" / "data" / "a.txt") == 0o644
     assert {mode(tree), mode(tree / "bin"), mode(tree / "lib" / "data")} == {0o755}
-    assert reporter.steps == [f"layer: bootstrap checked for {TARGET.slug}"]
+    assert reporter.steps == [f"layer: bootstrap and audit passed for {TARGET.slug}"]
 
 
 @pytest.mark.parametrize(
@@ -120,3 +120,30 @@ def test_a_python_recipe_is_not_a_runtime_layer(tmp_path: Path) -> None:
 
     with pytest.raises(RecipeError, match="field 'kind': 'python' is not a runtime"):
         assemble_here(recipe, tmp_path / "tree")
+
+
+def test_the_layer_audit_runs_over_the_extra_files(tmp_path: Path) -> None:
+    """A program in bin/ built for the other machine is caught by the audit."""
+    (tmp_path / "tool").write_bytes(static_exit_program(EM_AARCH64))
+    recipe = recipe_with(tmp_path, 'files = { "bin/tool" = "tool" }\n')
+
+    with pytest.raises(AuditError) as caught:
+        assemble_here(recipe, tmp_path / "tree")
+
+    assert caught.value.findings == [
+        "bin/tool: built for EM_AARCH64; x86_64 runs EM_X86_64"
+    ]
+
+
+def test_a_wrong_bootstrap_is_named_once(tmp_path: Path) -> None:
+    """The audit's own line about the bootstrap gives way to the bootstrap check's."""
+    recipe = recipe_with(tmp_path)
+    (tmp_path / "boot").write_bytes(static_exit_program(EM_AARCH64))
+
+    with pytest.raises(AuditError) as caught:
+        assemble_here(recipe, tmp_path / "tree")
+
+    assert caught.value.findings == [
+        "bootstrap: compiled for aarch64 (EM_AARCH64), but the target "
+        "provided.al2023-x86_64 runs x86_64"
+    ]

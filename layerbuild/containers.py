@@ -28,6 +28,7 @@ from typing import Any
 import docker
 import docker.errors
 import docker.types
+import docker.utils.socket
 import requests.exceptions
 
 from layerbuild.errors import DockerError
@@ -43,6 +44,8 @@ PING_TIMEOUT_SECONDS = 5
 # Every container layerbuild creates carries this label, so a leftover (after
 # the process itself was killed) can be found with ``docker ps -a --filter``.
 LABEL = "org.layerbuild.role"
+# ...and the id of the process that made it, to tell concurrent runs apart.
+PID_LABEL = "org.layerbuild.pid"
 
 BINFMT_DIR = Path("/proc/sys/fs/binfmt_misc")
 QEMU_HANDLERS = {"aarch64": "qemu-aarch64", "x86_64": "qemu-x86_64"}
@@ -155,8 +158,14 @@ class Box:
                 environment=dict(env or {}),
                 workdir=workdir,
             )
-            for chunk in api.exec_start(created["Id"], stream=True):
-                splitter.feed(chunk)
+            # The raw socket, so that it can be closed: a streamed exec leaves
+            # its hijacked connection open otherwise.
+            sock = api.exec_start(created["Id"], socket=True)
+            try:
+                for _, chunk in docker.utils.socket.frames_iter(sock, tty=False):
+                    splitter.feed(chunk)
+            finally:
+                _close_socket(sock)
             splitter.close()
             exit_code = api.exec_inspect(created["Id"])["ExitCode"]
         except (docker.errors.APIError, requests.exceptions.RequestException) as error:
@@ -203,6 +212,10 @@ class Engine:
             raise DockerError(msg, hint=hint) from None
         return cls(client)
 
+    def close(self) -> None:
+        """Release the connections to the engine."""
+        self.client.close()
+
     def failure(self, doing: str, error: Exception) -> DockerError:
         """A DockerError for an engine call that failed while ``doing``."""
         explanation = getattr(error, "explanation", None) or str(error)
@@ -224,7 +237,7 @@ class Engine:
         """Pull ``tag`` unless it is already here."""
         if self.image_exists(tag):
             return
-        reporter.step(f"Pulling {tag}")
+        reporter.step(f"pulling {tag}")
         try:
             self.client.images.pull(tag, platform=platform)
         except docker.errors.APIError as error:
@@ -301,7 +314,7 @@ class Engine:
                     entrypoint=["sleep", "infinity"],
                     command=[],
                     name=name,
-                    labels={LABEL: spec.purpose},
+                    labels={LABEL: spec.purpose, PID_LABEL: str(os.getpid())},
                     mounts=[
                         docker.types.Mount(**_mount_kwargs(m)) for m in spec.mounts
                     ],
@@ -340,14 +353,25 @@ class Engine:
             # lets `docker ps -a --filter label=org.layerbuild.role` find it.
             pass
 
-    def leftover_containers(self) -> list[str]:
-        """Names of containers layerbuild created that still exist."""
+    def leftover_containers(self, pid: int | None = None) -> list[str]:
+        """Names of containers layerbuild created that still exist.
+
+        With ``pid``, only those made by that process.
+        """
+        label = LABEL if pid is None else f"{PID_LABEL}={pid}"
         try:
-            found = self.client.containers.list(all=True, filters={"label": LABEL})
+            found = self.client.containers.list(all=True, filters={"label": label})
         except docker.errors.APIError as error:
             doing = "listing containers"
             raise self.failure(doing, error) from None
         return [container.name for container in found]
+
+
+def _close_socket(sock: Any) -> None:
+    """Close an exec's raw socket, the response it came from and the OS socket."""
+    for part in (getattr(sock, "_response", None), sock, getattr(sock, "_sock", None)):
+        if part is not None:
+            part.close()
 
 
 def _mount_kwargs(mount: Mount) -> dict[str, Any]:

@@ -406,7 +406,7 @@ class DockerBuilder:
         tag = f"{BUILD_IMAGE_REPOSITORY}:{target.slug}-{digest.hexdigest()[:12]}"
 
         if not self.engine.image_exists(tag):
-            self.reporter.step(f"Building image {tag} from {base}")
+            self.reporter.step(f"building image {tag} from {base}")
             with tempfile.TemporaryDirectory(prefix="layerbuild-image-") as context:
                 for name in ("Dockerfile", "install-tools.sh"):
                     shutil.copyfile(folder / name, Path(context, name))
@@ -478,7 +478,7 @@ class DockerBuilder:
     def lock(self, recipe: Recipe, target: Target, lock_path: Path) -> list[str]:
         """Run pip-compile with the target interpreter and write the lock atomically."""
         image = self.build_image(target)
-        self.reporter.step(f"Locking {recipe.name} for {target.slug} in {image}")
+        self.reporter.detail(f"locking {recipe.name} for {target.slug} in {image}")
         self.reporter.detail(self.pip.describe())
         with tempfile.TemporaryDirectory(prefix="layerbuild-lock-") as scratch:
             work = Path(scratch)
@@ -568,7 +568,7 @@ class DockerBuilder:
         with self.engine.box(self._spec(image, target, mounts, "install")) as box:
             if recipe.build.system_packages:
                 names = list(recipe.build.system_packages)
-                self.reporter.step(f"Installing OS packages: {' '.join(names)}")
+                self.reporter.step(f"installing OS packages: {' '.join(names)}")
                 done = box.exec(
                     ["sh", "-c", SYSTEM_PACKAGES_SCRIPT, "sh", *names],
                     self.reporter,
@@ -583,9 +583,7 @@ class DockerBuilder:
                         msg, hint="check the package names for the image's OS"
                     )
 
-            self.reporter.step(
-                f"Installing {lock_path.name} into the layer ({target.slug})"
-            )
+            self.reporter.detail(f"installing {lock_path} into the layer ({image})")
             done = box.exec(
                 [
                     f"{TOOLS}/python",
@@ -607,7 +605,7 @@ class DockerBuilder:
 
             if recipe.build.binaries:
                 names = list(recipe.build.binaries)
-                self.reporter.step(f"Copying programs into bin/: {' '.join(names)}")
+                self.reporter.step(f"copying programs into bin/: {' '.join(names)}")
                 done = box.exec(
                     ["sh", "-c", BINARIES_SCRIPT, "sh", *names],
                     self.reporter,
@@ -622,7 +620,7 @@ class DockerBuilder:
                         msg, hint="add the package that has it to system-packages"
                     )
 
-            self.reporter.step("Collecting the shared libraries the layer needs")
+            self.reporter.detail("collecting the shared libraries the layer needs")
             skip = sorted(syslibs.GLIBC_FAMILY)
             done = box.exec(
                 [f"{TOOLS}/python", "-c", LIBRARY_SCRIPT, TREE_MOUNT, json.dumps(skip)],

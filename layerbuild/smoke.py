@@ -115,7 +115,29 @@ def run_smoke_test(
         msg = f"the smoke test imports Python modules; {target.runtime.name} has none"
         raise UsageError(msg)
     image = image or default_runtime_image(target)
+    own_engine = engine is None
     engine = engine or Engine.connect()
+    try:
+        return _smoke(
+            layer, recipe, target, packages, image, engine, reporter,
+            with_layer_libraries, user,
+        )  # fmt: skip
+    finally:
+        if own_engine:
+            engine.close()
+
+
+def _smoke(
+    layer: Path,
+    recipe: Recipe | None,
+    target: Target,
+    packages: Mapping[str, str],
+    image: str,
+    engine: Engine,
+    reporter: Reporter,
+    with_layer_libraries: bool,
+    user: tuple[int, int] | None,
+) -> SmokeResult:
     platform = check_platform(target.arch)
     engine.ensure_image(image, reporter, platform)
     started = time.monotonic()
@@ -129,9 +151,13 @@ def run_smoke_test(
             msg = f"{layer}: no such layer zip or folder"
             raise UsageError(msg)
         modules = layer_modules(tree, packages)
+        layouts = sorted(
+            str(path.relative_to(tree))
+            for path in tree.glob("python/lib/python*/site-packages")
+        )
         snippet = (recipe.build.test if recipe else None) or ""
         reporter.step(
-            f"Smoke test in {image}: importing {len(modules)} module(s)"
+            f"smoke test in {image}: importing {len(modules)} module(s)"
             + (" and running build.test" if snippet else "")
         )
         result = _run(
@@ -158,7 +184,7 @@ def run_smoke_test(
             f"smoke test: import {first['module']} failed in {image} "
             f"({target.runtime.name}){also}: {_one_line(first['error'])}"
         )
-        raise SmokeTestError(msg, hint=_hint(tree, target, first["error"]))
+        raise SmokeTestError(msg, hint=_hint(layouts, target, first["error"]))
     test = result["test"]
     if test is not None and not test["ok"]:
         for line in test["traceback"].splitlines():
@@ -242,18 +268,12 @@ def _one_line(error: str) -> str:
     return " ".join(error.split())
 
 
-def _hint(tree: Path, target: Target, error: str) -> str:
-    wanted = tree / target.runtime.site_packages
-    if not wanted.is_dir():
-        present = sorted(
-            str(path.relative_to(tree))
-            for path in tree.glob("python/lib/python*/site-packages")
+def _hint(layouts: list[str], target: Target, error: str) -> str:
+    if layouts and target.runtime.site_packages not in layouts:
+        return (
+            f"the layer holds {', '.join(layouts)}, not "
+            f"{target.runtime.site_packages}: build it for {target.runtime.name}"
         )
-        if present:
-            return (
-                f"the layer holds {', '.join(present)}, not "
-                f"{target.runtime.site_packages}: build it for {target.runtime.name}"
-            )
     if "cannot open shared object file" in error:
         return (
             "a shared library is missing: add the OS package to build.system-packages "

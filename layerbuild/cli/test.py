@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -13,6 +14,9 @@ from layerbuild.cli.options import recipes_dir_option
 from layerbuild.errors import UsageError
 from layerbuild.recipe import find_recipes
 from layerbuild.targets import ARCHITECTURES, PYTHON_RUNTIMES, Target
+
+if TYPE_CHECKING:
+    from layerbuild.smoke import SmokeResult
 
 
 @cli.command("test")
@@ -61,20 +65,20 @@ def test_layer(
         if manifest:
             packages = dict(manifest.get("packages") or {})
         engine = Engine.connect()
-        for target in targets:
-            result = smoke.run_smoke_test(
-                path,
-                recipe,
-                target,
-                packages,
-                image=image,
-                engine=engine,
-                reporter=reporter,
-            )
-            reporter.step(
-                f"smoke test passed in {result.image}: {len(result.modules)} module(s) "
-                f"imported in {result.seconds:.1f} s"
-            )
+        try:
+            for target in targets:
+                result = smoke.run_smoke_test(
+                    path,
+                    recipe,
+                    target,
+                    packages,
+                    image=image,
+                    engine=engine,
+                    reporter=reporter,
+                )
+                reporter.step(_passed(result))
+        finally:
+            engine.close()
         return
 
     from layerbuild.docker_builder import build_and_test
@@ -88,10 +92,14 @@ def test_layer(
         result = build_and_test(
             recipe, target, reporter, image=image, build_image=build_image
         )
-        reporter.step(
-            f"smoke test passed in {result.image}: {len(result.modules)} module(s) "
-            f"imported in {result.seconds:.1f} s"
-        )
+        reporter.step(_passed(result))
+
+
+def _passed(result: SmokeResult) -> str:
+    return (
+        f"smoke test passed in {result.image}: {len(result.modules)} module(s) "
+        f"imported in {result.seconds:.1f} s"
+    )
 
 
 def _manifest(zip_path: Path) -> dict | None:

@@ -1,0 +1,1 @@
+"""Tests of the Docker builder, its gateway and the smoke test."""

@@ -153,7 +153,7 @@ class RuntimeApiServer:
     def address(self) -> str:
         """``host:port``, the value ``AWS_LAMBDA_RUNTIME_API`` takes."""
         host, port = self._httpd.server_address[:2]
-        return f"{host}:{port}"
+        return f"{host!s}:{port}"
 
     def start(self) -> RuntimeApiServer:
         """Start answering on a background thread."""

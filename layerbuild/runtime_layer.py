@@ -23,6 +23,7 @@ from pathlib import Path, PurePosixPath
 
 from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
+from elftools.elf.segments import InterpSegment
 
 from layerbuild.audit import audit_tree
 from layerbuild.containers import BoxSpec, Engine, Mount, check_platform
@@ -365,7 +366,7 @@ def _program_interpreter(path: Path) -> str | None:
     try:
         with path.open("rb") as stream:
             for segment in ELFFile(stream).iter_segments():
-                if segment["p_type"] == "PT_INTERP":
+                if isinstance(segment, InterpSegment):
                     return str(segment.get_interp_name())
     except (ELFError, ValueError, OSError):
         return None

@@ -7,16 +7,23 @@ import itertools
 import json
 import threading
 from collections.abc import Iterator
+from pathlib import Path
+from typing import cast
 
 import pytest
 
+from layerbuild.containers import Engine
+from layerbuild.errors import ExitStatus, UsageError
+from layerbuild.report import NullReporter
 from layerbuild.runtime_api import (
     API_VERSION,
     MAX_RESPONSE_BYTES,
     Outcome,
     OutcomeKind,
     RuntimeApiServer,
+    run_runtime_test,
 )
+from layerbuild.targets import Target
 
 NEXT = f"/{API_VERSION}/runtime/invocation/next"
 
@@ -196,3 +203,17 @@ def test_next_waits_for_an_event_and_close_ends_the_wait() -> None:
     api.close()
     idle.join(timeout=5)
     assert ended == ["disconnected"]
+
+
+def test_an_event_that_is_not_json_is_bad_input(tmp_path: Path) -> None:
+    """The round trip refuses it before any container starts, with exit status 2."""
+    target = Target.of("provided.al2", "x86_64")
+    no_engine = cast(Engine, object())  # any use of it would fail
+
+    with pytest.raises(UsageError) as caught:
+        run_runtime_test(
+            tmp_path, target, "{name: 1}", None, "unused", no_engine, NullReporter()
+        )
+
+    assert caught.value.message.startswith("the test event is not a JSON document")
+    assert caught.value.exit_status == ExitStatus.BAD_INPUT

@@ -50,7 +50,6 @@ def round_trip(
     tree: Path,
     engine: Engine,
     event: str | None = None,
-    **options: float,
 ) -> RuntimeTestResult:
     """Send the recipe's event (or ``event``) through the tree's bootstrap."""
     runtime = recipe.runtime
@@ -66,7 +65,6 @@ def round_trip(
         RecordingReporter(),
         handler=runtime.handler,
         function=function,
-        **options,
     )
 
 

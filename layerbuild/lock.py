@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
 
 from layerbuild.errors import LockError
 from layerbuild.recipe import Recipe
@@ -74,8 +75,16 @@ def parse_lock(path: Path, text: str) -> Lock:
         if not hashes:
             msg = f"{path}: line {number}: {match.group(1)}=={match.group(3)} has no --hash"
             raise LockError(msg, hint="regenerate it with 'layerbuild lock'")
-        name = canonicalize_name(match.group(1))
-        packages.append(LockedPackage(name, match.group(3), hashes))
+        name, version = canonicalize_name(match.group(1)), match.group(3)
+        try:
+            Version(version)
+        except InvalidVersion:
+            msg = f"{path}: line {number}: {name}: {version!r} is not a version"
+            raise LockError(msg, hint="regenerate it with 'layerbuild lock'") from None
+        if any(package.name == name for package in packages):
+            msg = f"{path}: line {number}: {name} is pinned twice"
+            raise LockError(msg, hint="regenerate it with 'layerbuild lock'")
+        packages.append(LockedPackage(name, version, hashes))
     if not packages:
         msg = f"{path}: holds no pinned requirement"
         raise LockError(msg, hint="regenerate it with 'layerbuild lock'")

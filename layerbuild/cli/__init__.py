@@ -89,7 +89,11 @@ def main(argv: list[str] | None = None) -> None:
         reporter.error("interrupted")
         sys.exit(ExitStatus.INTERRUPTED)
     except click.ClickException as error:
-        error.show()
+        # The same one-line shape as every other error, not click's usage block.
+        hint = None
+        if isinstance(error, click.UsageError) and error.ctx is not None:
+            hint = f"see '{error.ctx.command_path} --help'"
+        reporter.error(" ".join(error.format_message().split()), hint)
         sys.exit(error.exit_code)
     except click.exceptions.Exit as done:
         sys.exit(done.exit_code)

@@ -435,10 +435,11 @@ def run_runtime_test(
 ) -> RuntimeTestResult:
     """Send ``event`` through the layer's bootstrap and check what it answers.
 
-    The bootstrap runs in ``image`` with ``layer`` at /opt (read-only), the
+    The bootstrap runs in ``image`` with the layer tree at /opt (read-only), the
     function's code from ``function`` at /var/task (an empty folder when None),
     as an unprivileged user, on the host's network so it reaches the Runtime
-    API served on 127.0.0.1. The container is removed however the test ends.
+    API served on 127.0.0.1 (so the engine must run on this machine). The
+    container is removed however the test ends.
     Raises ``SmokeTestError`` when the bootstrap posts an error, answers
     without ``expect``, exits, or says nothing within ``timeout_s``.
     """
@@ -447,6 +448,10 @@ def run_runtime_test(
     except ValueError as error:
         msg = f"the test event is not a JSON document: {error}"
         raise UsageError(msg, hint="set runtime.event to JSON, such as '{}'") from None
+
+    if not layer.is_dir():
+        msg = f"{layer}: not a folder; the round trip takes an unzipped layer tree"
+        raise UsageError(msg, hint="unzip the layer, or pass the tree it was built in")
 
     # Lambda makes /opt itself; whatever mode the folder holding the layer has
     # here (a fresh temporary folder is 0700) must not stop the bootstrap's user.

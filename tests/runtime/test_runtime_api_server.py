@@ -217,3 +217,15 @@ def test_an_event_that_is_not_json_is_bad_input(tmp_path: Path) -> None:
 
     assert caught.value.message.startswith("the test event is not a JSON document")
     assert caught.value.exit_status == ExitStatus.BAD_INPUT
+
+
+def test_a_layer_that_is_not_a_folder_is_bad_input(tmp_path: Path) -> None:
+    """A zip or a missing path is named, before any container starts."""
+    target = Target.of("provided.al2", "x86_64")
+    no_engine = cast(Engine, object())
+    missing = tmp_path / "layer.zip"
+
+    with pytest.raises(UsageError, match=r"layer\.zip: not a folder"):
+        run_runtime_test(
+            missing, target, "{}", None, "unused", no_engine, NullReporter()
+        )

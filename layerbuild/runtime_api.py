@@ -34,8 +34,9 @@ from pathlib import Path
 
 from layerbuild.containers import Box, BoxSpec, Engine, Finished, Mount, check_platform
 from layerbuild.errors import LayerbuildError, SmokeTestError, UsageError
+from layerbuild.recipe import Recipe
 from layerbuild.report import NullReporter, Reporter
-from layerbuild.runtime_layer import DIRECTORY_MODE, LAMBDA_PATH
+from layerbuild.runtime_layer import DIRECTORY_MODE, LAMBDA_PATH, runtime_options
 from layerbuild.targets import Target
 
 API_VERSION = "2018-06-01"
@@ -482,6 +483,35 @@ def run_runtime_test(
         seconds = clock() - started
 
     return _judge(outcome, bootstrap, target, expect, seconds)
+
+
+def run_recipe_test(
+    recipe: Recipe,
+    target: Target,
+    layer: Path,
+    *,
+    image: str,
+    engine: Engine,
+    reporter: Reporter,
+    event: str | None = None,
+    timeout_s: float = TEST_TIMEOUT_SECONDS,
+) -> RuntimeTestResult:
+    """``run_runtime_test`` with the event, expectation, handler and function
+    code a runtime recipe declares; ``event`` replaces the recipe's."""
+    options = runtime_options(recipe)
+    function = recipe.directory / options.function if options.function else None
+    return run_runtime_test(
+        layer,
+        target,
+        options.event if event is None else event,
+        options.expect,
+        image,
+        engine,
+        reporter,
+        handler=options.handler,
+        function=function,
+        timeout_s=timeout_s,
+    )
 
 
 class _Bootstrap(threading.Thread):

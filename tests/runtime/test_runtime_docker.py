@@ -16,6 +16,7 @@ from layerbuild.report import RecordingReporter
 from layerbuild.runtime_api import (
     TEST_TIMEOUT_SECONDS,
     RuntimeTestResult,
+    run_recipe_test,
     run_runtime_test,
 )
 from layerbuild.runtime_layer import assemble
@@ -52,19 +53,10 @@ def round_trip(
     event: str | None = None,
 ) -> RuntimeTestResult:
     """Send the recipe's event (or ``event``) through the tree's bootstrap."""
-    runtime = recipe.runtime
-    assert runtime is not None
-    function = recipe.directory / runtime.function if runtime.function else None
-    return run_runtime_test(
-        tree,
-        target,
-        event or runtime.event,
-        runtime.expect,
-        runtime_image(target.runtime.name),
-        engine,
-        RecordingReporter(),
-        handler=runtime.handler,
-        function=function,
+    image = runtime_image(target.runtime.name)
+    reporter = RecordingReporter()
+    return run_recipe_test(
+        recipe, target, tree, image=image, engine=engine, reporter=reporter, event=event
     )
 
 

@@ -46,6 +46,11 @@ DEFLATE_WINDOW = 1 << 15
 # Uncompressed bytes read ahead of the writer; bounds memory on big layers.
 READ_AHEAD_BYTES = 64 << 20
 
+# Deflating a few KiB takes microseconds; creating a cache file for it takes
+# longer than that on most file systems. Half the files of a numpy + pandas
+# tree are this small, so they are compressed every time instead.
+MIN_CACHED_BYTES = 4096
+
 STORED = 0
 DEFLATED = 8
 VERSION_NEEDED = 20  # 2.0: deflate and folders
@@ -155,9 +160,11 @@ def write_zip(
             pool = ThreadPoolExecutor(max_workers=max(1, jobs))
             try:
                 reused = _write_members(writer, members, pool, cache, level)
-            finally:
-                # On a failure, chunks not yet started are dropped, not run.
+            except BaseException:
+                # Chunks and cache writes not yet started are dropped, not run.
                 pool.shutdown(cancel_futures=True)
+                raise
+            pool.shutdown()  # lets the last cache writes finish
             writer.finish()
             stream.flush()
             os.fchmod(stream.fileno(), 0o644)
@@ -247,9 +254,9 @@ def _write_members(
         while pending and ahead > READ_AHEAD_BYTES:
             done = pending.popleft()
             ahead -= len(done.data)
-            _finish(writer, done)
+            _finish(writer, done, pool)
     while pending:
-        _finish(writer, pending.popleft())
+        _finish(writer, pending.popleft(), pool)
     return reused
 
 
@@ -280,7 +287,7 @@ def _start(
     if level == 0 or not data:
         item.cached = (STORED, b"")
         return item
-    if cache is not None:
+    if cache is not None and len(data) >= MIN_CACHED_BYTES:
         digest = hashlib.sha256(data).hexdigest()
         item.cache_path = cache / digest[:2] / digest
         item.cached = _cache_read(item.cache_path, item.crc, len(data))
@@ -310,8 +317,8 @@ def _deflate_chunk(data: memoryview, start: int, level: int) -> bytes:
     )
 
 
-def _finish(writer: _ZipWriter, item: _Pending) -> None:
-    """Wait for a member's compression, keep it in the cache, write it."""
+def _finish(writer: _ZipWriter, item: _Pending, pool: ThreadPoolExecutor) -> None:
+    """Wait for a member's compression, write it, and keep it in the cache."""
     if item.cached is not None:
         method, payload = item.cached
     else:
@@ -321,7 +328,11 @@ def _finish(writer: _ZipWriter, item: _Pending) -> None:
             (DEFLATED, deflated) if len(deflated) < len(item.data) else (STORED, b"")
         )
         if item.cache_path is not None:
-            _cache_write(item.cache_path, method, item.crc, len(item.data), payload)
+            # Creating files is slow on many file systems: done in the pool,
+            # beside the compression, rather than holding up the writer.
+            pool.submit(
+                _cache_write, item.cache_path, method, item.crc, len(item.data), payload
+            )
 
     if method == STORED:
         payload = item.data

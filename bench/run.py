@@ -155,6 +155,7 @@ def clean_env(caches: Path) -> dict[str, str]:
         PIP_CACHE_DIR=str(caches / "pip"),
         PIP_CONFIG_FILE=os.devnull,
         PIP_DISABLE_PIP_VERSION_CHECK="1",
+        PIP_ROOT_USER_ACTION="ignore",
         UV_CACHE_DIR=str(caches / "uv"),
         LAYERBUILD_CACHE_DIR=str(caches / "layerbuild"),
     )

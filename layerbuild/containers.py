@@ -13,11 +13,13 @@ the invoking user for everything that writes to the output folder).
 
 from __future__ import annotations
 
+import gc
 import io
 import os
 import re
 import tarfile
 import uuid
+import warnings
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -37,6 +39,11 @@ from layerbuild.targets import Architecture
 
 # How many trailing output lines a failed command shows in its error.
 TAIL_LINES = 30
+
+# The Docker API version asked for: that of Docker 20.10, the oldest engine
+# supported. Naming it spares the SDK a version probe while connecting, which
+# leaves a socket open when no engine answers.
+API_VERSION = "1.41"
 
 # Seconds to wait for the engine to answer a ping when deciding whether it runs.
 PING_TIMEOUT_SECONDS = 5
@@ -200,10 +207,8 @@ class Engine:
         """Connect and check that the engine answers."""
         environment = dict(os.environ if environ is None else environ)
         where = environment.get("DOCKER_HOST", "the local Docker socket")
-        try:
-            client = docker.from_env(environment=environment)
-            client.ping()
-        except (docker.errors.DockerException, requests.exceptions.RequestException):
+        client = _answering_client(environment, timeout=None)
+        if client is None:
             msg = f"no Docker engine answers at {mask_credentials(where)}"
             hint = (
                 "start Docker (or set DOCKER_HOST to a running engine), or build "
@@ -386,14 +391,35 @@ def _mount_kwargs(mount: Mount) -> dict[str, Any]:
 def engine_answers(environ: Mapping[str, str] | None = None) -> bool:
     """True when a Docker engine answers a ping within PING_TIMEOUT_SECONDS."""
     environment = dict(os.environ if environ is None else environ)
-    try:
-        client = docker.from_env(environment=environment, timeout=PING_TIMEOUT_SECONDS)
-        try:
-            return bool(client.ping())
-        finally:
-            client.close()
-    except (docker.errors.DockerException, requests.exceptions.RequestException):
+    client = _answering_client(environment, timeout=PING_TIMEOUT_SECONDS)
+    if client is None:
         return False
+    client.close()
+    return True
+
+
+def _answering_client(environment: Mapping[str, str], timeout: int | None) -> Any:
+    """A client whose engine answered a ping, or None.
+
+    When nothing listens on a Unix socket, the SDK's connection attempt drops
+    its socket unclosed; the ResourceWarning that follows is silenced here,
+    where the failure is already being reported.
+    """
+    options: dict[str, Any] = {"environment": dict(environment), "version": API_VERSION}
+    if timeout is not None:
+        options["timeout"] = timeout
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        client = None
+        try:
+            client = docker.from_env(**options)
+            client.ping()
+        except (docker.errors.DockerException, requests.exceptions.RequestException):
+            if client is not None:
+                client.close()
+            client = None
+        gc.collect()
+    return client
 
 
 def check_platform(

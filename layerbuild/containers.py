@@ -442,7 +442,7 @@ def check_platform(
         enabled = False
     if not enabled:
         msg = (
-            f"building for {arch.name} on this {machine} host needs QEMU emulation, "
+            f"{arch.name} containers on this {machine} host need QEMU emulation, "
             f"and {handler} is not registered"
         )
         hint = (

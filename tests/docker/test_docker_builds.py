@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from layerbuild.containers import Engine
+from layerbuild.containers import BoxSpec, Engine
 from layerbuild.errors import ExitStatus, SmokeTestError
 from layerbuild.recipe import Recipe
+from layerbuild.report import RecordingReporter
 from layerbuild.targets import Target
 
 from .conftest import BOOKWORM, BOOKWORM_BUILD, TRIXIE, make_builder, write_recipe
@@ -237,3 +238,19 @@ def test_an_interrupted_build_leaves_no_container(
     assert process.returncode == ExitStatus.INTERRUPTED, output
     assert output.rstrip().endswith("error: interrupted")
     assert standins.leftover_containers(process.pid) == []
+
+
+def test_container_output_is_streamed_masked_and_kept_for_errors(
+    standins: Engine, no_leftovers: None
+) -> None:
+    reporter = RecordingReporter()
+    spec = BoxSpec(image=BOOKWORM, network="none", purpose="probe")
+    script = "echo 'index https://bob:pw@pypi.example/simple'; seq 1 40; exit 7"
+
+    with standins.box(spec) as box:
+        done = box.exec(["sh", "-c", script], reporter)
+
+    assert done.exit_code == 7
+    assert reporter.lines[0] == "index https://***@pypi.example/simple"
+    assert "pw" not in done.output
+    assert done.tail == tuple(str(n) for n in range(11, 41))

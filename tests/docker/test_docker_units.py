@@ -77,7 +77,10 @@ def test_uv_variables_stand_in_for_pip_ones() -> None:
 def test_arm64_without_qemu_says_what_to_install(tmp_path: Path) -> None:
     with pytest.raises(DockerError) as caught:
         check_platform(ARCHITECTURES["arm64"], "x86_64", tmp_path)
-    assert "qemu-aarch64 is not registered" in str(caught.value)
+    assert str(caught.value) == (
+        "arm64 containers on this x86_64 host need QEMU emulation, "
+        f"and {tmp_path}/qemu-aarch64 is not registered"
+    )
     assert "qemu-user-static" in (caught.value.hint or "")
 
 

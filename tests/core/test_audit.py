@@ -403,6 +403,28 @@ class TestZip:
         assert set(tmp_path.parent.iterdir()) == before
         assert not Path("/tmp/absolute.txt").exists()
 
+    def test_a_member_under_a_link_member_is_named(self, tmp_path: Path) -> None:
+        """A link followed by a member inside it would write through the link."""
+        zipped = tmp_path / "slip.zip"
+        with zipfile.ZipFile(zipped, "w") as archive:
+            link = zipfile.ZipInfo("lib/escape")
+            link.external_attr = (stat.S_IFLNK | 0o777) << 16
+            link.create_system = 3
+            archive.writestr(link, "../../../tmp")
+            member = zipfile.ZipInfo("lib/escape/planted.so")
+            member.external_attr = (stat.S_IFREG | 0o644) << 16
+            member.create_system = 3
+            archive.writestr(member, "x")
+
+        with pytest.raises(AuditError) as caught:
+            audit_zip(zipped, [PY312])
+
+        assert caught.value.findings == [
+            "zip entry 'lib/escape/planted.so' lies under 'lib/escape', which is a"
+            " link, not a folder",
+            "lib/escape -> ../../../tmp: leads out of the layer",
+        ]
+
     def test_elf_members_are_read_from_the_zip(
         self, tmp_path: Path, shared_objects: dict[str, Path]
     ) -> None:

@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install build test test-hostile lint bench clean
+.PHONY: install build test test-hostile test-docker standin-images lint bench clean
 
 install: $(STAMP)
 
@@ -24,6 +24,13 @@ test: install
 # Only the tests that try to break layerbuild: bad input, faults, interruptions.
 test-hostile: install
 	$(BIN)/python -m pytest -m hostile
+
+# The Debian stand-ins for the Amazon Linux images (built once, then reused).
+standin-images:
+	bash .ci/standin-images
+
+test-docker: install standin-images
+	$(BIN)/python -m pytest tests/docker -m docker
 
 lint: install
 	$(BIN)/pip install --quiet ruff

@@ -50,7 +50,13 @@ from layerbuild.recipe import Recipe
 from layerbuild.report import Reporter
 from layerbuild.targets import Target
 
-IMAGES_DIR = Path(__file__).resolve().parent.parent / "images"
+# The Dockerfiles: images/ in a checkout, layerbuild/images once installed.
+_CHECKOUT_IMAGES = Path(__file__).resolve().parent.parent / "images"
+IMAGES_DIR = (
+    _CHECKOUT_IMAGES
+    if _CHECKOUT_IMAGES.is_dir()
+    else Path(__file__).resolve().parent / "images"
+)
 BUILD_IMAGE_REPOSITORY = "layerbuild-build"
 TOOLS = "/opt/layerbuild/tools/bin"
 

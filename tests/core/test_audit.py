@@ -47,6 +47,14 @@ def with_machine(source: Path, destination: Path, machine: int) -> Path:
     return destination
 
 
+def unix_member(name: str, mode: int) -> zipfile.ZipInfo:
+    """A zip entry made on Unix with ``mode`` (type and permission bits)."""
+    info = zipfile.ZipInfo(name)
+    info.external_attr = mode << 16
+    info.create_system = 3
+    return info
+
+
 def small_layer(root: Path, shared_objects: dict[str, Path]) -> Path:
     """A layer that passes for python3.11 and python3.12 on x86_64."""
     put(root, f"{SITE_312}/pkg/__init__.py", b"VALUE = 1\n")
@@ -361,13 +369,9 @@ class TestZip:
         """A member stored with mode 0600 or as a link out is named."""
         zipped = tmp_path / "layer.zip"
         with zipfile.ZipFile(zipped, "w") as archive:
-            private = zipfile.ZipInfo("python/secret.py")
-            private.external_attr = (stat.S_IFREG | 0o600) << 16
-            private.create_system = 3
+            private = unix_member("python/secret.py", stat.S_IFREG | 0o600)
             archive.writestr(private, "x = 1\n")
-            link = zipfile.ZipInfo("lib/out.so")
-            link.external_attr = (stat.S_IFLNK | 0o777) << 16
-            link.create_system = 3
+            link = unix_member("lib/out.so", stat.S_IFLNK | 0o777)
             archive.writestr(link, "../../etc/shadow")
 
         with pytest.raises(AuditError) as caught:
@@ -407,13 +411,9 @@ class TestZip:
         """A link followed by a member inside it would write through the link."""
         zipped = tmp_path / "slip.zip"
         with zipfile.ZipFile(zipped, "w") as archive:
-            link = zipfile.ZipInfo("lib/escape")
-            link.external_attr = (stat.S_IFLNK | 0o777) << 16
-            link.create_system = 3
+            link = unix_member("lib/escape", stat.S_IFLNK | 0o777)
             archive.writestr(link, "../../../tmp")
-            member = zipfile.ZipInfo("lib/escape/planted.so")
-            member.external_attr = (stat.S_IFREG | 0o644) << 16
-            member.create_system = 3
+            member = unix_member("lib/escape/planted.so", stat.S_IFREG | 0o644)
             archive.writestr(member, "x")
 
         with pytest.raises(AuditError) as caught:

@@ -25,7 +25,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from enum import Enum
 from http import HTTPStatus
@@ -541,7 +541,9 @@ def _stop(box: Box, bootstrap: _Bootstrap) -> None:
     being cut off by removing the container under it.
     """
     if bootstrap.is_alive():
-        box.exec(["/bin/sh", "-c", "kill -KILL -1"], _QUIET, echo=False)
+        # Should that fail, removing the container ends the bootstrap anyway.
+        with suppress(LayerbuildError):
+            box.exec(["/bin/sh", "-c", "kill -KILL -1"], _QUIET, echo=False)
     bootstrap.join(timeout=STOP_SECONDS)
 
 

@@ -92,8 +92,9 @@ def assemble(
 
     ``image`` is the build image a ``build`` command runs in; ``runtime_image``
     the image whose OS must hold a script's interpreter (the build image's OS
-    when not given). Raises ``BuildError`` when the build command fails and
-    ``AuditError`` when Lambda could not start the bootstrap.
+    when not given). Raises ``BuildError`` when the build command fails, and
+    ``AuditError`` when Lambda could not start the bootstrap or the layer
+    audit (modes, layout, machine and glibc of every ELF file) fails.
     """
     options = runtime_options(recipe)
     destinations = _checked_destinations(recipe, options)

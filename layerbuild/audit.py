@@ -26,6 +26,7 @@ import os
 import re
 import stat
 import zipfile
+import zlib
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -201,11 +202,17 @@ def audit_zip(
             # already; reading it would only risk memory on a hostile zip.
             if info.file_size > MAX_UNZIPPED_BYTES:
                 return None
-            with archive.open(info) as stream:
-                head = stream.read(len(ELF_MAGIC))
-                if head != ELF_MAGIC:
-                    return None
-                image = io.BytesIO(head + stream.read())
+            try:
+                with archive.open(info) as stream:
+                    head = stream.read(len(ELF_MAGIC))
+                    if head != ELF_MAGIC:
+                        return None
+                    image = io.BytesIO(head + stream.read())
+            except (zipfile.BadZipFile, zlib.error, EOFError) as error:
+                # A member that inflates past its declared size, or whose
+                # data is cut or damaged, is stopped here and named.
+                line = f"{entry.path}: cannot be read from the zip ({error})"
+                raise AuditError([line], hint="Build the layer zip again.") from None
             return read_elf_stream(image, name=entry.path)
 
         return _audit(entries, targets, read, findings, size_budget, kind)

@@ -239,7 +239,9 @@ class LocalBuilder:
             "--target", str(site_packages),
             "--python-platform", target.uv_platform,
             "--python-version", target.runtime.python_version,
-            "--require-hashes", "--no-deps", "--no-index",
+            "--require-hashes", "--no-deps",
+            # The index stays, for the build tools of source-only packages.
+            "--index-url", self.index.url,
             "--find-links", str(self._folder("wheels")),
             "--find-links", str(self._folder("sdists")),
             "-r", str(lock_path),
@@ -285,7 +287,7 @@ class LocalBuilder:
             key=lambda f: min(ranking.get(t, len(ranking)) for t in f.wheel_tags),
         )
         path = self._download(best, package.hashes, self._folder("wheels"))
-        check_distribution(path)
+        _check_or_remove(path)
         return path
 
     def _download(self, dist: DistFile, allowed: Iterable[str], folder: Path) -> Path:
@@ -351,12 +353,21 @@ class LocalBuilder:
 
     def _sdist_members(self, sdist: DistFile, allowed: Iterable[str]) -> list[str]:
         path = self._download(sdist, allowed, self._folder("sdists"))
-        check_distribution(path)
+        _check_or_remove(path)
         if sdist.filename.endswith(".zip"):
             with zipfile.ZipFile(path) as archive:
                 return archive.namelist()
         with tarfile.open(path) as archive:
             return archive.getnames()
+
+
+def _check_or_remove(path: Path) -> None:
+    """Inspect a fetched file; one refused is removed, so nothing installs it."""
+    try:
+        check_distribution(path)
+    except BuildError:
+        path.unlink(missing_ok=True)
+        raise
 
 
 def _sha256_file(path: Path) -> str:

@@ -67,7 +67,8 @@ def _handler(folder: Path, auth: str | None, seen: list[str]) -> type:
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
-            self.wfile.write(body)
+            if self.command != "HEAD":
+                self.wfile.write(body)
 
         def do_GET(self) -> None:
             seen.append(self.path)
@@ -87,6 +88,8 @@ def _handler(folder: Path, auth: str | None, seen: list[str]) -> type:
                 self._project(canonicalize_name(parts[1]))
                 return
             self._send(404, b"not found", "text/plain")
+
+        do_HEAD = do_GET
 
         def _project(self, name: str) -> None:
             files = sorted(
@@ -237,6 +240,25 @@ def _declare_size(data: bytes, name: str, size: int) -> bytes:
     return bytes(patched)
 
 
+# A build backend inside the sdist, so building it needs nothing from an index.
+IN_TREE_BACKEND = """\
+import zipfile
+
+
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    name = "{name}-{version}-py3-none-any.whl"
+    info = "{name}-{version}.dist-info"
+    with zipfile.ZipFile(wheel_directory + "/" + name, "w") as wheel:
+        wheel.write("{name}/__init__.py")
+        wheel.writestr(info + "/METADATA", "Metadata-Version: 2.1\\nName: {name}\\n"
+                       "Version: {version}\\n")
+        wheel.writestr(info + "/WHEEL", "Wheel-Version: 1.0\\nRoot-Is-Purelib: true\\n"
+                       "Tag: py3-none-any\\n")
+        wheel.writestr(info + "/RECORD", "")
+    return name
+"""
+
+
 def make_sdist(
     folder: Path, name: str, version: str = "1.0", *, extra: tuple[Member, ...] = ()
 ) -> Path:
@@ -247,9 +269,13 @@ def make_sdist(
         Member(f"{root}/{name}/__init__.py", b"VALUE = 1\n"),
         Member(
             f"{root}/pyproject.toml",
-            b'[build-system]\nrequires = ["setuptools"]\n'
-            b'build-backend = "setuptools.build_meta"\n'
+            b'[build-system]\nrequires = []\nbuild-backend = "backend"\n'
+            b'backend-path = ["."]\n'
             + f'[project]\nname = "{name}"\nversion = "{version}"\n'.encode(),
+        ),
+        Member(
+            f"{root}/backend.py",
+            IN_TREE_BACKEND.format(name=name, version=version).encode(),
         ),
         Member(
             f"{root}/PKG-INFO",

@@ -32,7 +32,7 @@ from urllib.parse import urlsplit
 
 from packaging.utils import canonicalize_name
 
-from layerbuild import smoke, syslibs
+from layerbuild import runtime_api, runtime_layer, smoke, syslibs
 from layerbuild.builders import InstallResult
 from layerbuild.containers import (
     BINFMT_DIR,
@@ -557,7 +557,23 @@ class DockerBuilder:
     def install(
         self, recipe: Recipe, target: Target, lock_path: Path, tree: Path
     ) -> InstallResult:
-        """Install the lock, OS packages, programs and needed libraries in ``tree``."""
+        """Install the lock, OS packages, programs and needed libraries in ``tree``.
+
+        A custom-runtime recipe has no lock: its bootstrap and files are
+        assembled (and its build command run) in the provided.* build image.
+        """
+        if recipe.kind == "runtime":
+            runtime_layer.assemble(
+                recipe,
+                target,
+                tree,
+                engine=self.engine,
+                image=self.base_image or default_build_base(target),
+                reporter=self.reporter,
+                runtime_image=self.runtime_image or smoke.default_runtime_image(target),
+            )
+            return InstallResult(packages={})
+
         image = self.build_image(target)
         site = tree / target.runtime.site_packages
         site.mkdir(parents=True, exist_ok=True)
@@ -677,8 +693,21 @@ class DockerBuilder:
         *,
         image: str | None = None,
         with_layer_libraries: bool = True,
-    ) -> smoke.SmokeResult:
-        """Smoke-test ``layer`` in the runtime image (this builder's, unless named)."""
+    ) -> smoke.SmokeResult | runtime_api.RuntimeTestResult:
+        """Smoke-test ``layer`` in the runtime image (this builder's, unless named).
+
+        A custom-runtime layer is tested by a round trip of its recipe's event
+        through a local Runtime API instead of imports.
+        """
+        if recipe is not None and recipe.kind == "runtime":
+            return runtime_api.run_recipe_test(
+                recipe,
+                target,
+                layer,
+                image=image or self.runtime_image or smoke.default_runtime_image(target),
+                engine=self.engine,
+                reporter=self.reporter,
+            )
         return smoke.run_smoke_test(
             layer,
             recipe,

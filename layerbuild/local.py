@@ -221,6 +221,12 @@ class LocalBuilder:
     def install(
         self, recipe: Recipe, target: Target, lock_path: Path, tree: Path
     ) -> InstallResult:
+        if recipe.kind == "runtime":
+            msg = (
+                f"{recipe.path}: a custom-runtime layer is assembled and checked in "
+                "the provided.* image, which needs Docker"
+            )
+            raise BuildError(msg, hint="use --builder docker, or start a Docker engine")
         lock = read_lock(lock_path)
         for name in lock.source_only:
             self._refuse_compiled_source(lock, name, target)

@@ -139,7 +139,12 @@ def lock_recipe(
 
 
 def content_key(recipe: Recipe, group: Sequence[Target], builder: Builder) -> str:
-    """A digest of everything that decides the bytes of the zip."""
+    """A digest of everything that decides the bytes of the zip.
+
+    For a Python layer that is the lock of each target; a custom-runtime layer
+    has no lock, so the recipe file and every file beside it in its own folder
+    (``recipes/<name>/``: bootstrap, sources, build script) stand in for it.
+    """
     material = {
         "layerbuild": __version__,
         "builder": builder.name,
@@ -149,13 +154,26 @@ def content_key(recipe: Recipe, group: Sequence[Target], builder: Builder) -> st
             {
                 "target": target.slug,
                 "tags": list(target.manylinux_tags),
-                "lock": read_lock(lock_path(recipe, target.slug)).text,
+                "inputs": _inputs(recipe, target),
             }
             for target in group
         ],
     }
     encoded = json.dumps(material, sort_keys=True).encode()
     return hashlib.sha256(encoded).hexdigest()
+
+
+def _inputs(recipe: Recipe, target: Target) -> dict[str, str]:
+    """The text (or digest) of every input file of one target's build."""
+    if recipe.kind == "python":
+        return {"lock": read_lock(lock_path(recipe, target.slug)).text}
+    inputs = {"recipe": recipe.path.read_text(encoding="utf-8")}
+    folder = recipe.directory / recipe.name
+    files = sorted(p for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else []
+    for path in files:
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        inputs[path.relative_to(folder).as_posix()] = f"{digest} {path.stat().st_mode:o}"
+    return inputs
 
 
 def build_recipe(
@@ -170,7 +188,7 @@ def build_recipe(
     for group in target_groups(recipe, targets):
         notices: list[str] = []
         for target in group:
-            if not lock_path(recipe, target.slug).exists():
+            if recipe.kind == "python" and not lock_path(recipe, target.slug).exists():
                 notices += lock_recipe(recipe, target, builder, reporter)[1]
         with _exclusive(settings.dist_dir, output_name(recipe, group)):
             outcome = _build_group(recipe, group, builder, settings, reporter)
@@ -237,7 +255,9 @@ def _build_group(
         for rule, saved in slimmed.saved.items():
             reporter.detail(f"slim {rule}: {saved:,} bytes removed")
 
-        audit = audit_tree(tree, group, size_budget=recipe.build.size_budget)
+        audit = audit_tree(
+            tree, group, size_budget=recipe.build.size_budget, kind=recipe.kind
+        )
         reporter.step(audit.summary())
         largest = _largest_packages(tree)
 

@@ -69,6 +69,9 @@ def lock(
     active = make_builder(builder, reporter)
     results = []
     for recipe in chosen:
+        if recipe.kind == "runtime":
+            reporter.detail(f"{recipe.name}: a custom-runtime recipe has nothing to lock")
+            continue
         for target in _targets(recipe, runtimes, architectures):
             path, notices = pipeline.lock_recipe(recipe, target, active, reporter)
             results.append({"recipe": recipe.name, "target": target.slug,

@@ -22,6 +22,7 @@ from layerbuild.report import RecordingReporter
 BOOKWORM_BUILD = "layerbuild-standin:bookworm-build"  # python3.11
 BOOKWORM = "layerbuild-standin:bookworm"
 TRIXIE = "layerbuild-standin:trixie"  # python3.13
+TRIXIE_BUILD = "layerbuild-standin:trixie-build"
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 

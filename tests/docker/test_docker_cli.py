@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
 
 from layerbuild.containers import Engine
 
-from .conftest import BOOKWORM, BOOKWORM_BUILD, TRIXIE, write_recipe
+from .conftest import BOOKWORM, BOOKWORM_BUILD, TRIXIE, TRIXIE_BUILD, write_recipe
 from .test_docker_builds import CRCMOD_RECIPE
 
 
@@ -80,3 +82,52 @@ def test_a_zip_without_manifest_or_runtime_is_a_usage_error(tmp_path: Path) -> N
         f"error: {zip_path}: no manifest beside it names the runtime and "
         "architecture; pass --runtime and --arch"
     ]
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_shipped_runtime_recipes_build_and_answer_an_event(
+    standins: Engine, tmp_path: Path
+) -> None:
+    """`layerbuild build` assembles, audits and round-trips both runtime examples."""
+    repo = Path(__file__).resolve().parents[2]
+    shutil.copytree(repo / "recipes", tmp_path / "recipes")
+    env = {
+        **os.environ,
+        "LAYERBUILD_BUILD_IMAGE": TRIXIE_BUILD,
+        "LAYERBUILD_RUNTIME_IMAGE": TRIXIE,
+        "LAYERBUILD_CACHE_DIR": str(tmp_path / "cache"),
+    }
+
+    built = _layerbuild(
+        "build", "shell-runtime", "c-runtime", "--runtime", "provided.al2023",
+        "--arch", "x86_64", "--builder", "docker", env=env, cwd=tmp_path,
+    )  # fmt: skip
+
+    assert built.returncode == 0, built.stderr
+    assert built.stderr.count("Sending the test event through the bootstrap") == 2
+    for name in ("shell-runtime", "c-runtime"):
+        zip_path = tmp_path / "dist" / f"{name}-provided.al2023-x86_64.zip"
+        info = zipfile.ZipFile(zip_path).getinfo("bootstrap")
+        assert info.external_attr >> 16 & 0o777 == 0o755
+
+    again = _layerbuild(
+        "build", "shell-runtime", "--runtime", "provided.al2023", "--arch", "x86_64",
+        "--builder", "docker", env=env, cwd=tmp_path,
+    )  # fmt: skip
+    assert "unchanged" in again.stderr
+
+
+def test_runtime_recipe_without_docker_names_the_way_out(tmp_path: Path) -> None:
+    """The Docker-free builder refuses a custom runtime with a pointer to Docker."""
+    repo = Path(__file__).resolve().parents[2]
+    shutil.copytree(repo / "recipes", tmp_path / "recipes")
+
+    done = _layerbuild(
+        "build", "shell-runtime", "--runtime", "provided.al2", "--arch", "x86_64",
+        "--builder", "local", env=dict(os.environ), cwd=tmp_path,
+    )  # fmt: skip
+
+    assert done.returncode == 1
+    assert "needs Docker" in done.stderr
+    assert "--builder docker" in done.stderr

@@ -27,8 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from layerbuild.lock import lock_path
 from layerbuild.local import uv_executable
+from layerbuild.lock import lock_path
 from layerbuild.recipe import load_recipe
 from layerbuild.targets import Target
 
@@ -50,7 +50,9 @@ def main() -> None:
     for case in args.cases:
         recipe_name, runtime, arch = case.split(":")
         with tempfile.TemporaryDirectory(prefix="layerbuild-bench-") as scratch:
-            bench_case(Path(scratch), recipe_name, Target.of(runtime, arch), args.rounds)
+            bench_case(
+                Path(scratch), recipe_name, Target.of(runtime, arch), args.rounds
+            )
 
 
 def bench_case(scratch: Path, recipe_name: str, target: Target, rounds: int) -> None:
@@ -59,8 +61,8 @@ def bench_case(scratch: Path, recipe_name: str, target: Target, rounds: int) -> 
     recipe = load_recipe(recipes / f"{recipe_name}.toml")
     lock = lock_path(recipe, target.slug)
     if not lock.exists():
-        run([layerbuild(), "lock", recipe_name, "--runtime", target.runtime.name,
-             "--arch", target.arch.name, "--builder", "local"], cwd=scratch)  # fmt: skip
+        argv = [layerbuild(), "lock", recipe_name, "--runtime", target.runtime.name]
+        run([*argv, "--arch", target.arch.name, "--builder", "local"], cwd=scratch)
 
     times: dict[tuple[str, str], list[float]] = {}
     for _ in range(rounds):
@@ -99,7 +101,9 @@ def measure(
 
     started = time.perf_counter()
     if tool == "pip":
-        platforms = [arg for tag in target.manylinux_tags for arg in ("--platform", tag)]
+        platforms = [
+            arg for tag in target.manylinux_tags for arg in ("--platform", tag)
+        ]
         run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
              "--only-binary=:all:", "--require-hashes", "--target", str(site),
              "--python-version", target.runtime.python_version, *platforms,
@@ -142,7 +146,9 @@ def move_one_pin(scratch: Path, recipe: str, target: Target, lock: Path) -> None
 def restore_lock(scratch: Path, lock: Path) -> None:
     for original in (lock.with_suffix(".orig"), *scratch.glob("recipes/*.orig")):
         if original.exists():
-            target = original.with_suffix(".txt" if original.parent == lock.parent else ".toml")
+            target = original.with_suffix(
+                ".txt" if original.parent == lock.parent else ".toml"
+            )
             original.replace(target)
 
 

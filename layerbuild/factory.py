@@ -31,7 +31,9 @@ def make_local_builder(reporter: Reporter) -> LocalBuilder:
     )
 
 
-def make_builder(choice: str, reporter: Reporter, *, smoke_test: bool = True) -> Builder:
+def make_builder(
+    choice: str, reporter: Reporter, *, smoke_test: bool = True
+) -> Builder:
     """The builder for ``--builder docker|local|auto``."""
     if choice == "local":
         return make_local_builder(reporter)

@@ -34,7 +34,11 @@ from layerbuild.errors import BuildError
 DEFAULT_INDEX_URL = "https://pypi.org/simple/"
 SIMPLE_JSON = "application/vnd.pypi.simple.v1+json"
 MANYLINUX_TAG = re.compile(r"manylinux_(\d+)_(\d+)_")
-LEGACY_GLIBC = {"manylinux1": (2, 5), "manylinux2010": (2, 12), "manylinux2014": (2, 17)}
+LEGACY_GLIBC = {
+    "manylinux1": (2, 5),
+    "manylinux2010": (2, 12),
+    "manylinux2014": (2, 17),
+}
 REQUEST_TIMEOUT_SECONDS = 30
 
 
@@ -123,7 +127,7 @@ class PackageIndex:
         self._cache: dict[str, list[DistFile]] = {}
 
     def files(self, project: str) -> list[DistFile]:
-        """Every wheel and sdist of ``project`` the index lists (yanked ones left out)."""
+        """Every wheel and sdist of ``project`` on the index, yanked ones left out."""
         name = canonicalize_name(project)
         if name not in self._cache:
             self._cache[name] = self._read_project(name)

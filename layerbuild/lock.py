@@ -69,11 +69,13 @@ def parse_lock(path: Path, text: str) -> Lock:
         requirement = stripped.split(" #", 1)[0]
         match = PIN.match(requirement)
         if not match:
-            msg = f"{path}: line {number}: {requirement[:60]!r} is not pinned as name==version"
+            shown = repr(requirement[:60])
+            msg = f"{path}: line {number}: {shown} is not pinned as name==version"
             raise LockError(msg, hint="regenerate it with 'layerbuild lock'")
         hashes = tuple(HASH.findall(requirement))
         if not hashes:
-            msg = f"{path}: line {number}: {match.group(1)}=={match.group(3)} has no --hash"
+            pin = f"{match.group(1)}=={match.group(3)}"
+            msg = f"{path}: line {number}: {pin} has no --hash"
             raise LockError(msg, hint="regenerate it with 'layerbuild lock'")
         name, version = canonicalize_name(match.group(1)), match.group(3)
         try:
@@ -121,4 +123,5 @@ def write_atomically(path: Path, text: str) -> None:
 
 def compile_command(recipe: Recipe, target: Target) -> str:
     """The command a lock header names, so a reader knows how to refresh it."""
-    return f"layerbuild lock {recipe.name} --runtime {target.runtime.name} --arch {target.arch.name}"
+    runtime, arch = target.runtime.name, target.arch.name
+    return f"layerbuild lock {recipe.name} --runtime {runtime} --arch {arch}"

@@ -27,7 +27,6 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 from layerbuild import __version__
@@ -169,10 +168,14 @@ def _inputs(recipe: Recipe, target: Target) -> dict[str, str]:
         return {"lock": read_lock(lock_path(recipe, target.slug)).text}
     inputs = {"recipe": recipe.path.read_text(encoding="utf-8")}
     folder = recipe.directory / recipe.name
-    files = sorted(p for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else []
+    files = (
+        sorted(p for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else []
+    )
     for path in files:
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
-        inputs[path.relative_to(folder).as_posix()] = f"{digest} {path.stat().st_mode:o}"
+        inputs[path.relative_to(folder).as_posix()] = (
+            f"{digest} {path.stat().st_mode:o}"
+        )
     return inputs
 
 
@@ -225,10 +228,10 @@ def _build_group(
     key = content_key(recipe, group, builder)
 
     existing = Manifest.read(manifest_path)
-    if not settings.force and existing and existing.content_key == key:
-        if zip_path.exists() and _sha256(zip_path) == existing.sha256:
-            reporter.step(f"{name}: unchanged (content key {key[:12]}), reusing {zip_path}")
-            return BuildOutcome(existing, zip_path, reused=True)
+    if not settings.force and _still_valid(existing, key, zip_path):
+        assert existing is not None  # _still_valid says so
+        reporter.step(f"{name}: unchanged (content key {key[:12]}), reusing {zip_path}")
+        return BuildOutcome(existing, zip_path, reused=True)
 
     # Loaded here, not at the top: a rebuild that reuses its zip (above) should
     # not pay for the ELF reader and the compressor.
@@ -297,6 +300,16 @@ def _build_group(
         return BuildOutcome(manifest, zip_path, False, audit, slimmed, notices, largest)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
+
+
+def _still_valid(existing: Manifest | None, key: str, zip_path: Path) -> bool:
+    """Whether a manifest was built under ``key`` and still describes its zip."""
+    return (
+        existing is not None
+        and existing.content_key == key
+        and zip_path.exists()
+        and _sha256(zip_path) == existing.sha256
+    )
 
 
 def _stage_root(settings: BuildSettings) -> Path:

@@ -152,7 +152,8 @@ class _Fields:
 
     def require(self, key: str, kind: type, allowed: str) -> Any:
         if key not in self.table:
-            msg = f"{self.path}: field '{self.prefix}{key}' is missing; expected {allowed}"
+            field_name = f"{self.prefix}{key}"
+            msg = f"{self.path}: field '{field_name}' is missing; expected {allowed}"
             raise RecipeError(msg)
         return self.get(key, kind, allowed)
 
@@ -205,7 +206,9 @@ def load_recipe(path: Path) -> Recipe:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         msg = f"{path}: no such recipe file"
-        raise RecipeError(msg, hint="run 'layerbuild list' to see the recipes") from None
+        raise RecipeError(
+            msg, hint="run 'layerbuild list' to see the recipes"
+        ) from None
     except UnicodeDecodeError as error:
         msg = f"{path}: not UTF-8 text ({error.reason} at byte {error.start})"
         raise RecipeError(msg) from None
@@ -235,12 +238,16 @@ def load_recipe(path: Path) -> Recipe:
     runtime_names = RUNTIMES if kind == "runtime" else PYTHON_RUNTIMES
     runtimes_allowed = "a list of: " + ", ".join(runtime_names)
     if "runtimes" not in raw:
-        raise RecipeError(f"{path}: field 'runtimes' is missing; expected {runtimes_allowed}")
+        raise RecipeError(
+            f"{path}: field 'runtimes' is missing; expected {runtimes_allowed}"
+        )
     runtimes = top.strings(
         "runtimes", runtimes_allowed, check=lambda r: r in runtime_names
     )
     if not runtimes or len(runtimes) > MAX_COMPATIBLE_RUNTIMES:
-        raise top.fail("runtimes", list(runtimes), f"1 to {MAX_COMPATIBLE_RUNTIMES} runtimes")
+        raise top.fail(
+            "runtimes", list(runtimes), f"1 to {MAX_COMPATIBLE_RUNTIMES} runtimes"
+        )
     arches_allowed = "a list of: " + ", ".join(ARCHITECTURES)
     architectures = top.strings(
         "architectures",
@@ -270,9 +277,13 @@ def load_recipe(path: Path) -> Recipe:
     build = _build_options(path, top.get("build", dict, "a table [build]", {}))
     runtime = None
     if kind == "runtime":
-        runtime = _runtime_options(path, top.get("runtime", dict, "a table [runtime]", {}))
+        runtime = _runtime_options(
+            path, top.get("runtime", dict, "a table [runtime]", {})
+        )
     elif "runtime" in raw:
-        raise top.fail("runtime", "[runtime]", "a [runtime] table only with kind = 'runtime'")
+        raise top.fail(
+            "runtime", "[runtime]", "a [runtime] table only with kind = 'runtime'"
+        )
     top.reject_unknown()
 
     return Recipe(
@@ -296,7 +307,9 @@ def _requirements_file(top: _Fields, path: Path) -> Path | None:
         return None
     resolved = (path.parent / relative).resolve()
     if not resolved.is_file():
-        raise top.fail("requirements-file", relative, "an existing file beside the recipe")
+        raise top.fail(
+            "requirements-file", relative, "an existing file beside the recipe"
+        )
     for number, line in enumerate(resolved.read_text().splitlines(), start=1):
         text = line.split("#", 1)[0].strip()
         if text and not text.startswith("-") and not _valid_requirement(text):
@@ -307,10 +320,16 @@ def _requirements_file(top: _Fields, path: Path) -> Path | None:
 
 def _build_options(path: Path, table: dict[str, Any]) -> BuildOptions:
     fields = _Fields(path, table, "build.")
-    size_allowed = f"a size such as '150MB' or a byte count, at most {MAX_UNZIPPED_BYTES}"
+    size_allowed = (
+        f"a size such as '150MB' or a byte count, at most {MAX_UNZIPPED_BYTES}"
+    )
     raw_budget = fields.get("size-budget", (int, str), size_allowed, MAX_UNZIPPED_BYTES)
     budget = parse_size(raw_budget) if isinstance(raw_budget, str) else raw_budget
-    if isinstance(raw_budget, bool) or budget is None or not 0 < budget <= MAX_UNZIPPED_BYTES:
+    if (
+        isinstance(raw_budget, bool)
+        or budget is None
+        or not 0 < budget <= MAX_UNZIPPED_BYTES
+    ):
         raise fields.fail("size-budget", raw_budget, size_allowed)
     options = BuildOptions(
         slim=fields.get("slim", bool, "true or false", False),

@@ -156,7 +156,8 @@ class Target:
         return frozenset(
             tag
             for tag in self.supported_tags
-            if tag.platform == "any" or _tag_glibc(tag.platform, machine) <= (major, minor)
+            if tag.platform == "any"
+            or _tag_glibc(tag.platform, machine) <= (major, minor)
         )
 
     @property

@@ -70,7 +70,9 @@ def lock(
     results = []
     for recipe in chosen:
         if recipe.kind == "runtime":
-            reporter.detail(f"{recipe.name}: a custom-runtime recipe has nothing to lock")
+            reporter.detail(
+                f"{recipe.name}: a custom-runtime recipe has nothing to lock"
+            )
             continue
         for target in _targets(recipe, runtimes, architectures):
             path, notices = pipeline.lock_recipe(recipe, target, active, reporter)
@@ -89,7 +91,9 @@ def lock(
 @dist_option
 @jobs_option
 @click.option("--force", is_flag=True, help="Rebuild even when nothing changed.")
-@click.option("--no-test", is_flag=True, help="Skip the smoke test of container builds.")
+@click.option(
+    "--no-test", is_flag=True, help="Skip the smoke test of container builds."
+)
 @json_option
 @click.pass_obj
 def build(
@@ -116,7 +120,9 @@ def build(
     outcomes = []
     for recipe in chosen:
         targets = _targets(recipe, runtimes, architectures)
-        for outcome in pipeline.build_recipe(recipe, targets, active, settings, reporter):
+        for outcome in pipeline.build_recipe(
+            recipe, targets, active, settings, reporter
+        ):
             for notice in outcome.notices:
                 reporter.warn(notice)
             if outcome.largest:

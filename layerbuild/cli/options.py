@@ -40,7 +40,7 @@ builder_option = click.option(
     type=click.Choice(["auto", "docker", "local"]),
     default="auto",
     show_default=True,
-    help="docker: in the runtime's image; local: no Docker; auto: docker if it answers.",
+    help="docker: in the runtime's image; local: no Docker; auto: docker if it runs.",
 )
 
 dist_option = click.option(

@@ -80,7 +80,9 @@ def test_arm64_build_holds_only_aarch64_elf_files(
 
     assert result.status == 0, result.stderr
     tree = tmp_path / "tree"
-    zipfile.ZipFile(tmp_path / "dist" / "fastjson-python3.12-arm64.zip").extractall(tree)
+    zipfile.ZipFile(tmp_path / "dist" / "fastjson-python3.12-arm64.zip").extractall(
+        tree
+    )
     elf_files = [p for p in tree.rglob("*") if p.is_file() and is_elf(p)]
     assert len(elf_files) >= 2
     assert {read_elf(p).machine for p in elf_files} == {"EM_AARCH64"}
@@ -109,7 +111,9 @@ def test_compiled_sdist_is_refused_by_name(
     """crcmod exists only as a source distribution with C code: refused, by name."""
     recipes = tmp_path / "recipes"
     recipes.mkdir()
-    _write_recipe(recipes, "crc", 'runtimes = ["python3.12"]\nrequirements = ["crcmod"]\n')
+    _write_recipe(
+        recipes, "crc", 'runtimes = ["python3.12"]\nrequirements = ["crcmod"]\n'
+    )
 
     result = run_cli("build", "crc", "--builder", "local", cwd=tmp_path)
 
@@ -126,7 +130,9 @@ def test_pure_python_sdist_is_built_into_the_layer(
     """docopt has only a source distribution, in pure Python: it is built and kept."""
     recipes = tmp_path / "recipes"
     recipes.mkdir()
-    _write_recipe(recipes, "cli", 'runtimes = ["python3.13"]\nrequirements = ["docopt"]\n')
+    _write_recipe(
+        recipes, "cli", 'runtimes = ["python3.13"]\nrequirements = ["docopt"]\n'
+    )
 
     result = run_cli("build", "cli", "--builder", "local", cwd=tmp_path)
 
@@ -147,7 +153,9 @@ def test_tampered_hash_stops_the_build(
     tampered = text[:digest_at] + "0" * 64 + text[digest_at + 64 :]
     # Leave idna with one hash only, the wrong one.
     lines = tampered[start:].split("\n")
-    block_end = next(i for i, line in enumerate(lines[1:], 1) if not line.startswith(" "))
+    block_end = next(
+        i for i, line in enumerate(lines[1:], 1) if not line.startswith(" ")
+    )
     idna = [lines[0], lines[1].rstrip(" \\")]
     lock.write_text(tampered[:start] + "\n".join(idna + lines[block_end:]))
 
@@ -168,14 +176,24 @@ def test_combined_runtimes_make_one_zip_with_a_site_packages_each(
     shutil.copytree(REPO / "recipes", tmp_path / "recipes")
 
     result = run_cli(
-        "build", "pydantic-orjson", "--arch", "x86_64", "--builder", "local", cwd=tmp_path
+        "build",
+        "pydantic-orjson",
+        "--arch",
+        "x86_64",
+        "--builder",
+        "local",
+        cwd=tmp_path,
     )
 
     assert result.status == 0, result.stderr
     zip_path = tmp_path / "dist" / "pydantic-orjson-python3.12+python3.13-x86_64.zip"
     names = zipfile.ZipFile(zip_path).namelist()
-    assert any(n.startswith("python/lib/python3.12/site-packages/orjson/") for n in names)
-    assert any(n.startswith("python/lib/python3.13/site-packages/orjson/") for n in names)
+    assert any(
+        n.startswith("python/lib/python3.12/site-packages/orjson/") for n in names
+    )
+    assert any(
+        n.startswith("python/lib/python3.13/site-packages/orjson/") for n in names
+    )
     manifest = json.loads(zip_path.with_suffix(".json").read_text())
     assert manifest["runtimes"] == ["python3.12", "python3.13"]
 

@@ -45,7 +45,9 @@ def test_machine_markers_are_evaluated_for_the_target(recipe_dir: Path) -> None:
 def test_python_version_markers_are_evaluated_for_the_target(recipe_dir: Path) -> None:
     """A backport needed below 3.11 is locked for python3.10, not for 3.12."""
     recipe = _recipe(
-        recipe_dir, ["tomli; python_version < '3.11'", "idna"], '["python3.10", "python3.12"]'
+        recipe_dir,
+        ["tomli; python_version < '3.11'", "idna"],
+        '["python3.10", "python3.12"]',
     )
     builder = make_local_builder(RecordingReporter())
 
@@ -56,7 +58,9 @@ def test_python_version_markers_are_evaluated_for_the_target(recipe_dir: Path) -
     assert "tomli" not in read_lock(recipe_dir / "python3.12-x86_64.txt").versions()
 
 
-def test_lock_is_hashed_pip_tools_format_without_temporary_paths(recipe_dir: Path) -> None:
+def test_lock_is_hashed_pip_tools_format_without_temporary_paths(
+    recipe_dir: Path,
+) -> None:
     """Every pin carries sha256 hashes and the header names layerbuild's command."""
     recipe = _recipe(recipe_dir, ["requests"])
     path = recipe_dir / "lock.txt"
@@ -74,12 +78,16 @@ def test_lock_is_hashed_pip_tools_format_without_temporary_paths(recipe_dir: Pat
 
 
 def test_older_release_chosen_for_old_glibc_is_reported(recipe_dir: Path) -> None:
-    """numpy 2.3+ needs glibc 2.27+: python3.11 (glibc 2.26) gets 2.2.x, and says why."""
+    """numpy 2.3+ needs glibc 2.27: python3.11 (glibc 2.26) gets 2.2.x, and says why."""
     recipe = _recipe(recipe_dir, ["numpy<2.4"], '["python3.11", "python3.12"]')
     builder = make_local_builder(RecordingReporter())
 
-    old = builder.lock(recipe, Target.of("python3.11", "x86_64"), recipe_dir / "311.txt")
-    new = builder.lock(recipe, Target.of("python3.12", "x86_64"), recipe_dir / "312.txt")
+    old = builder.lock(
+        recipe, Target.of("python3.11", "x86_64"), recipe_dir / "311.txt"
+    )
+    new = builder.lock(
+        recipe, Target.of("python3.12", "x86_64"), recipe_dir / "312.txt"
+    )
 
     assert read_lock(recipe_dir / "311.txt").versions()["numpy"].startswith("2.2.")
     assert read_lock(recipe_dir / "312.txt").versions()["numpy"].startswith("2.3.")

@@ -89,7 +89,9 @@ def test_bad_line_in_requirements_file_names_file_and_line(recipe_dir: Path) -> 
     """A requirements file beside the recipe is checked line by line."""
     (recipe_dir / "reqs.txt").write_text("requests\nnot a requirement!\n")
     path = recipe_dir / "demo.toml"
-    path.write_text(VALID.replace('requirements = ["requests"]', 'requirements-file = "reqs.txt"'))
+    path.write_text(
+        VALID.replace('requirements = ["requests"]', 'requirements-file = "reqs.txt"')
+    )
 
     with pytest.raises(RecipeError, match=r"reqs\.txt:2: 'not a requirement!'"):
         load_recipe(path)
@@ -107,7 +109,9 @@ def test_cli_answers_broken_recipe_with_status_2_and_no_traceback(
 
     assert result.status == 2
     assert "Traceback" not in result.stderr
-    error_lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    error_lines = [
+        line for line in result.stderr.splitlines() if line.startswith("error:")
+    ]
     assert len(error_lines) == 1
     assert expected in error_lines[0]
 

@@ -73,9 +73,19 @@ def test_uv_platform_never_overshoots_the_runtime(target: Target) -> None:
             "cp312-cp312-manylinux_2_34_aarch64",
             "cp312-cp312-manylinux_2_35_aarch64",
         ),
-        ("python3.12", "x86_64", "cp39-abi3-manylinux2014_x86_64", "cp313-cp313-manylinux1_x86_64"),
+        (
+            "python3.12",
+            "x86_64",
+            "cp39-abi3-manylinux2014_x86_64",
+            "cp313-cp313-manylinux1_x86_64",
+        ),
         ("python3.9", "x86_64", "py3-none-any", "cp39-cp39-musllinux_1_2_x86_64"),
-        ("python3.13", "arm64", "cp313-cp313-manylinux_2_17_aarch64", "cp313-cp313-manylinux_2_17_x86_64"),
+        (
+            "python3.13",
+            "arm64",
+            "cp313-cp313-manylinux_2_17_aarch64",
+            "cp313-cp313-manylinux_2_17_x86_64",
+        ),
     ],
 )
 def test_known_wheels(runtime: str, arch: str, loads: str, refuses: str) -> None:

@@ -38,6 +38,7 @@ from layerbuild.errors import (
 )
 from layerbuild.index import DistFile, PackageIndex, open_url, redact_url
 from layerbuild.lock import (
+    OLDER_RELEASE_MARK,
     SOURCE_ONLY_MARK,
     Lock,
     LockedPackage,
@@ -114,12 +115,14 @@ class LocalBuilder:
                 text = self._compile(folder, target, binary, header_command, hashes=True)
                 pins = self._pins(text)
 
-        header = f"{SOURCE_ONLY_MARK} {' '.join(sorted(source_only & set(pins)))}\n"
-        if not source_only & set(pins):
-            header = ""
+        notices = self._passed_over(newest, pins, target)
+        header = "".join(f"{OLDER_RELEASE_MARK} {notice}\n" for notice in notices)
+        if source_only & set(pins):
+            names = " ".join(sorted(source_only & set(pins)))
+            header += f"{SOURCE_ONLY_MARK} {names}\n"
         parse_lock(lock_path, header + text)  # refuse to write what we cannot read
         write_atomically(lock_path, header + text)
-        return self._passed_over(newest, pins, target)
+        return notices
 
     def _compile(
         self,
@@ -264,7 +267,7 @@ class LocalBuilder:
         # the lock file uv leaves in a --target folder.
         shutil.rmtree(site_packages / "bin", ignore_errors=True)
         (site_packages / ".lock").unlink(missing_ok=True)
-        return InstallResult(packages=lock.versions())
+        return InstallResult(lock.versions(), notices=list(lock.older_releases))
 
     def _folder(self, name: str) -> Path:
         folder = self.cache_dir / name

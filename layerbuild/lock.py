@@ -22,6 +22,9 @@ from layerbuild.targets import Target
 
 LOCKS_DIRNAME = "locks"
 SOURCE_ONLY_MARK = "# layerbuild: built from source (no wheel for this target):"
+# Why a release older than the newest was locked, kept in the lock so every
+# build from it (a fresh clone's too) can say so, not only the lock step.
+OLDER_RELEASE_MARK = "# layerbuild: older release:"
 PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?==([^\s;\\]+)")
 HASH = re.compile(r"--hash=sha256:([0-9a-f]{64})")
 
@@ -43,6 +46,7 @@ class Lock:
     text: str
     packages: tuple[LockedPackage, ...]
     source_only: tuple[str, ...]
+    older_releases: tuple[str, ...] = ()
 
     def versions(self) -> dict[str, str]:
         return {package.name: package.version for package in self.packages}
@@ -57,12 +61,16 @@ def parse_lock(path: Path, text: str) -> Lock:
     """Read a lock; every requirement must be pinned with ``==`` and hashed."""
     packages: list[LockedPackage] = []
     source_only: tuple[str, ...] = ()
+    older_releases: list[str] = []
     logical_lines = text.replace("\\\n", " ").splitlines()
     for number, line in enumerate(logical_lines, start=1):
         stripped = line.strip()
         if stripped.startswith(SOURCE_ONLY_MARK):
             names = stripped[len(SOURCE_ONLY_MARK) :].split()
             source_only = tuple(canonicalize_name(name) for name in names)
+            continue
+        if stripped.startswith(OLDER_RELEASE_MARK):
+            older_releases.append(stripped[len(OLDER_RELEASE_MARK) :].strip())
             continue
         if not stripped or stripped.startswith("#"):
             continue
@@ -90,7 +98,7 @@ def parse_lock(path: Path, text: str) -> Lock:
     if not packages:
         msg = f"{path}: holds no pinned requirement"
         raise LockError(msg, hint="regenerate it with 'layerbuild lock'")
-    return Lock(path, text, tuple(packages), source_only)
+    return Lock(path, text, tuple(packages), source_only, tuple(older_releases))
 
 
 def read_lock(path: Path) -> Lock:

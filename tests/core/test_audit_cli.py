@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -79,7 +80,7 @@ def test_each_planted_defect_exits_3_with_its_message(
     tmp_path: Path,
     shared_objects: dict[str, Path],
     capsys: pytest.CaptureFixture[str],
-    plant,  # noqa: ANN001 - a function from the list above
+    plant: Callable[[Path, dict[str, Path]], str],
 ) -> None:
     """A tree that passes, plus one defect, fails with that defect named."""
     tree = good_tree(tmp_path, shared_objects)

@@ -704,7 +704,9 @@ class DockerBuilder:
                 recipe,
                 target,
                 layer,
-                image=image or self.runtime_image or smoke.default_runtime_image(target),
+                image=image
+                or self.runtime_image
+                or smoke.default_runtime_image(target),
                 engine=self.engine,
                 reporter=self.reporter,
             )
@@ -804,8 +806,11 @@ def build_and_test(
     *,
     image: str | None = None,
     build_image: str | None = None,
-) -> smoke.SmokeResult:
-    """Lock (unless a lock exists), install in a scratch tree, and smoke-test it."""
+) -> smoke.SmokeResult | runtime_api.RuntimeTestResult:
+    """Lock (unless a lock exists), install in a scratch tree, and smoke-test it.
+
+    A custom-runtime recipe has no lock: it is assembled, then sent its event.
+    """
     from layerbuild.lock import lock_path as recipe_lock_path
 
     builder = make_docker_builder(reporter)
@@ -815,7 +820,7 @@ def build_and_test(
         builder.runtime_image = image
     with tempfile.TemporaryDirectory(prefix="layerbuild-test-") as scratch:
         lock = recipe_lock_path(recipe, target.slug)
-        if not lock.is_file():
+        if recipe.kind == "python" and not lock.is_file():
             lock = Path(scratch, f"{target.slug}.txt")
             builder.lock(recipe, target, lock)
         tree = Path(scratch, "layer")

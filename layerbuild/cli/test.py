@@ -13,9 +13,10 @@ from layerbuild.cli.console import ConsoleReporter
 from layerbuild.cli.options import recipes_dir_option
 from layerbuild.errors import UsageError
 from layerbuild.recipe import find_recipes
-from layerbuild.targets import ARCHITECTURES, PYTHON_RUNTIMES, Target
+from layerbuild.targets import ARCHITECTURES, RUNTIMES, Target
 
 if TYPE_CHECKING:
+    from layerbuild.runtime_api import RuntimeTestResult
     from layerbuild.smoke import SmokeResult
 
 
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
 @click.argument("layer", metavar="RECIPE|ZIP")
 @click.option(
     "--runtime",
-    type=click.Choice(list(PYTHON_RUNTIMES)),
+    type=click.Choice(list(RUNTIMES)),
     help="Runtime to test in (default: the manifest's or the recipe's).",
 )
 @click.option(
@@ -53,7 +54,9 @@ def test_layer(
     For a ZIP, the runtimes and architecture come from the manifest beside it
     (<zip>.json or <name>.json) unless --runtime/--arch are given. A RECIPE is
     locked (unless its lock exists) and installed in a container first.
-    Exit status 3 when an import or the recipe's build.test fails.
+    A custom-runtime layer (provided.*) gets its recipe's event through a
+    local Runtime API instead of imports.
+    Exit status 3 when an import, the recipe's build.test or the event fails.
     """
     from layerbuild import smoke
     from layerbuild.containers import Engine
@@ -64,6 +67,9 @@ def test_layer(
         manifest = _manifest(path)
         if manifest:
             packages = dict(manifest.get("packages") or {})
+        if targets[0].runtime.python is None:
+            _test_runtime_zip(path, targets, manifest, recipes_dir, image, reporter)
+            return
         engine = Engine.connect()
         try:
             for target in targets:
@@ -95,7 +101,48 @@ def test_layer(
         reporter.step(_passed(result))
 
 
-def _passed(result: SmokeResult) -> str:
+def _test_runtime_zip(
+    path: Path,
+    targets: list[Target],
+    manifest: dict | None,
+    recipes_dir: Path,
+    image: str | None,
+    reporter: ConsoleReporter,
+) -> None:
+    """Send a runtime layer's recipe event through its bootstrap, per target."""
+    import tempfile
+
+    from layerbuild.containers import Engine
+    from layerbuild.runtime_api import run_recipe_test
+    from layerbuild.smoke import default_runtime_image, unpack_layer
+
+    name = (manifest or {}).get("recipe")
+    if not isinstance(name, str):
+        msg = f"{path}: a runtime layer's manifest must name its recipe (the event)"
+        raise UsageError(msg)
+    recipe = find_recipes([name], recipes_dir)[0]
+    engine = Engine.connect()
+    try:
+        with tempfile.TemporaryDirectory(prefix="layerbuild-test-") as scratch:
+            tree = Path(scratch, "layer")
+            unpack_layer(path, tree)
+            for target in targets:
+                result = run_recipe_test(
+                    recipe,
+                    target,
+                    tree,
+                    image=image or default_runtime_image(target),
+                    engine=engine,
+                    reporter=reporter,
+                )
+                reporter.step(_passed(result))
+    finally:
+        engine.close()
+
+
+def _passed(result: SmokeResult | RuntimeTestResult) -> str:
+    if not hasattr(result, "modules"):
+        return f"runtime test passed in {result.seconds:.1f} s: {result.response[:80]}"
     return (
         f"smoke test passed in {result.image}: {len(result.modules)} module(s) "
         f"imported in {result.seconds:.1f} s"
@@ -135,8 +182,8 @@ def _zip_targets(zip_path: Path, runtime: str | None, arch: str | None) -> list[
         raise UsageError(msg)
     targets = []
     for name in runtimes:
-        if name not in PYTHON_RUNTIMES or architecture not in ARCHITECTURES:
-            msg = f"{zip_path}: {name!r} on {architecture!r} is not a Python target"
+        if name not in RUNTIMES or architecture not in ARCHITECTURES:
+            msg = f"{zip_path}: {name!r} on {architecture!r} is not a Lambda target"
             raise UsageError(msg, hint="pass --runtime and --arch")
         targets.append(Target.of(name, architecture))
     return targets

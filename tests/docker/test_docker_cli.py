@@ -131,3 +131,33 @@ def test_runtime_recipe_without_docker_names_the_way_out(tmp_path: Path) -> None
     assert done.returncode == 1
     assert "needs Docker" in done.stderr
     assert "--builder docker" in done.stderr
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_layerbuild_test_sends_the_event_through_a_built_runtime_zip(
+    standins: Engine, tmp_path: Path
+) -> None:
+    """`layerbuild test ZIP` on a provided.* layer round-trips its recipe's event."""
+    repo = Path(__file__).resolve().parents[2]
+    shutil.copytree(repo / "recipes", tmp_path / "recipes")
+    env = {
+        **os.environ,
+        "LAYERBUILD_BUILD_IMAGE": BOOKWORM_BUILD,
+        "LAYERBUILD_RUNTIME_IMAGE": BOOKWORM,
+        "LAYERBUILD_CACHE_DIR": str(tmp_path / "cache"),
+    }
+    built = _layerbuild(
+        "build", "shell-runtime", "--runtime", "provided.al2", "--arch", "x86_64",
+        "--builder", "docker", "--no-test", env=env, cwd=tmp_path,
+    )  # fmt: skip
+    assert built.returncode == 0, built.stderr
+
+    tested = _layerbuild(
+        "test", "dist/shell-runtime-provided.al2-x86_64.zip", "--image", BOOKWORM,
+        env=env, cwd=tmp_path,
+    )  # fmt: skip
+
+    assert tested.returncode == 0, tested.stderr
+    assert "runtime test passed" in tested.stderr
+    assert "hello, layerbuild" in tested.stderr

@@ -21,6 +21,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -193,7 +194,14 @@ def build_recipe(
         for target in group:
             if recipe.kind == "python" and not lock_path(recipe, target.slug).exists():
                 notices += lock_recipe(recipe, target, builder, reporter)[1]
-        with _exclusive(settings.dist_dir, output_name(recipe, group)):
+        name = output_name(recipe, group)
+        # The output's lock in dist/, then in the cache's staging folder: a
+        # build that holds both owns every leftover of this output in either.
+        with (
+            _exclusive(settings.dist_dir, name),
+            _exclusive(_stage_root(settings), name),
+        ):
+            _remove_leftovers(settings, name)
             outcome = _build_group(recipe, group, builder, settings, reporter)
         outcomes.append(outcome if not notices else _with_notices(outcome, notices))
     return outcomes
@@ -213,6 +221,23 @@ def _exclusive(dist_dir: Path, name: str) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _remove_leftovers(settings: BuildSettings, name: str) -> None:
+    """Delete what a killed build of this output left behind.
+
+    That is its staging tree and the temporary zip or manifest it was writing.
+    Only called under the output's locks, so no running build owns them.
+    """
+    stage = re.compile(re.escape(name) + r"\.[a-z0-9_]{8}")
+    temporary = r"\.(zip|json)\.[a-z0-9_]{8}(\.tmp)?"
+    partial = re.compile(r"\." + re.escape(name) + temporary)
+    for entry in _stage_root(settings).iterdir():
+        if stage.fullmatch(entry.name):
+            shutil.rmtree(entry, ignore_errors=True)
+    for entry in settings.dist_dir.iterdir():
+        if partial.fullmatch(entry.name):
+            entry.unlink(missing_ok=True)
 
 
 def _build_group(

@@ -128,12 +128,14 @@ def layer_name(recipe: Recipe, group: Sequence[Target]) -> str:
 def lock_recipe(
     recipe: Recipe, target: Target, builder: Builder, reporter: Reporter
 ) -> tuple[Path, list[str]]:
-    """Write the lock of ``recipe`` for ``target``; returns its path and notices."""
+    """Write the lock of ``recipe`` for ``target``; returns its path and notices.
+
+    The notices (older releases taken, and why) are also kept in the lock, so
+    a build from it repeats them; the caller decides whether to show them now.
+    """
     path = lock_path(recipe, target.slug)
     reporter.step(f"locking {recipe.name} for {target.slug} ({builder.name})")
     notices = builder.lock(recipe, target, path)
-    for notice in notices:
-        reporter.warn(notice)
     reporter.detail(f"wrote {path}")
     return path, notices
 
@@ -190,10 +192,9 @@ def build_recipe(
     """Build every zip ``recipe`` asks for on ``targets``."""
     outcomes = []
     for group in target_groups(recipe, targets):
-        notices: list[str] = []
         for target in group:
             if recipe.kind == "python" and not lock_path(recipe, target.slug).exists():
-                notices += lock_recipe(recipe, target, builder, reporter)[1]
+                lock_recipe(recipe, target, builder, reporter)
         name = output_name(recipe, group)
         # The output's lock in dist/, then in the cache's staging folder: a
         # build that holds both owns every leftover of this output in either.
@@ -203,12 +204,8 @@ def build_recipe(
         ):
             _remove_leftovers(settings, name)
             outcome = _build_group(recipe, group, builder, settings, reporter)
-        outcomes.append(outcome if not notices else _with_notices(outcome, notices))
+        outcomes.append(outcome)
     return outcomes
-
-
-def _with_notices(outcome: BuildOutcome, notices: list[str]) -> BuildOutcome:
-    return BuildOutcome(**{**outcome.__dict__, "notices": notices + outcome.notices})
 
 
 @contextmanager

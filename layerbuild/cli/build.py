@@ -76,6 +76,8 @@ def lock(
             continue
         for target in _targets(recipe, runtimes, architectures):
             path, notices = pipeline.lock_recipe(recipe, target, active, reporter)
+            for notice in notices:
+                reporter.warn(notice)
             results.append({"recipe": recipe.name, "target": target.slug,
                             "lock": str(path), "notices": notices})  # fmt: skip
     if as_json:

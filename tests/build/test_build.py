@@ -211,3 +211,21 @@ def test_zip_passes_unzip_t(run_cli, tmp_path: Path, isolated_cache: Path) -> No
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert checked.returncode == 0, checked.stdout
+
+
+@pytest.mark.slow
+def test_python311_build_says_where_glibc_meant_an_older_release(
+    run_cli, tmp_path: Path
+) -> None:
+    """From the shipped lock: only glibc 2.26 wheels, and the output says why."""
+    shutil.copytree(REPO / "recipes", tmp_path / "recipes")
+
+    result = run_cli(
+        "build", "numpy-pandas", "--runtime", "python3.11", "--arch", "x86_64",
+        "--builder", "local", cwd=tmp_path,
+    )  # fmt: skip
+
+    assert result.status == 0, result.stderr
+    assert "warning: numpy: took 2.2." in result.stderr
+    assert "its wheels need glibc 2.27; python3.11 (al2) has 2.26" in result.stderr
+    assert "<= 2.26" in result.stderr  # the audit's glibc ceiling for python3.11

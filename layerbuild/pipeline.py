@@ -277,8 +277,17 @@ def _build_group(
         reporter.detail(f"installed {len(packages)} distributions")
 
         slimmed = slim_tree(tree, slim=recipe.build.slim, exclude=recipe.build.exclude)
-        for rule, saved in slimmed.saved.items():
-            reporter.detail(f"slim {rule}: {saved:,} bytes removed")
+        if slimmed.saved:
+            rules = ", ".join(
+                f"{rule} {saved / 2**20:.1f} MiB"
+                for rule, saved in slimmed.saved.items()
+            )
+            reporter.step(
+                f"slim: removed {slimmed.files_removed:,} files, "
+                f"{slimmed.bytes_removed / 2**20:.1f} MiB ({rules})"
+            )
+        for pattern in slimmed.unmatched:
+            reporter.warn(f"{recipe.path}: build.exclude {pattern!r} matched nothing")
 
         audit = audit_tree(
             tree, group, size_budget=recipe.build.size_budget, kind=recipe.kind

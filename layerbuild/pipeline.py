@@ -281,6 +281,7 @@ def _build_group(
             rules = ", ".join(
                 f"{rule} {saved / 2**20:.1f} MiB"
                 for rule, saved in slimmed.saved.items()
+                if saved
             )
             reporter.step(
                 f"slim: removed {slimmed.files_removed:,} files, "

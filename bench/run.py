@@ -45,17 +45,36 @@ def main() -> None:
     parser.add_argument("cases", nargs="*", default=DEFAULT_CASES,
                         help="recipe:runtime:arch (default: %(default)s)")  # fmt: skip
     parser.add_argument("--rounds", type=int, default=1, help="interleaved rounds")
+    parser.add_argument(
+        "--docker-image",
+        metavar="IMAGE",
+        help="also time the container build, in this build image (its Python must "
+        "be the case's runtime; e.g. a stand-in or a mirrored SAM image)",
+    )
     args = parser.parse_args()
 
+    tools = (*TOOLS, "container") if args.docker_image else TOOLS
     for case in args.cases:
         recipe_name, runtime, arch = case.split(":")
         with tempfile.TemporaryDirectory(prefix="layerbuild-bench-") as scratch:
             bench_case(
-                Path(scratch), recipe_name, Target.of(runtime, arch), args.rounds
+                Path(scratch),
+                recipe_name,
+                Target.of(runtime, arch),
+                args.rounds,
+                tools,
+                args.docker_image,
             )
 
 
-def bench_case(scratch: Path, recipe_name: str, target: Target, rounds: int) -> None:
+def bench_case(
+    scratch: Path,
+    recipe_name: str,
+    target: Target,
+    rounds: int,
+    tools: tuple[str, ...],
+    docker_image: str | None,
+) -> None:
     recipes = scratch / "recipes"
     shutil.copytree(REPO / "recipes", recipes)
     recipe = load_recipe(recipes / f"{recipe_name}.toml")
@@ -69,31 +88,48 @@ def bench_case(scratch: Path, recipe_name: str, target: Target, rounds: int) -> 
         for situation in ("cold", "warm", "one pin changed", "no change"):
             if situation == "one pin changed":
                 move_one_pin(scratch, recipe_name, target, lock)
-            for tool in TOOLS:
-                elapsed = measure(tool, situation, scratch, recipe_name, target, lock)
+            for tool in tools:
+                elapsed = measure(
+                    tool, situation, scratch, recipe_name, target, lock, docker_image
+                )
                 times.setdefault((situation, tool), []).append(elapsed)
         restore_lock(scratch, lock)
 
+    container = "container" in tools
     print(f"\n{recipe_name} for {target.slug} (median of {rounds} round(s))")
     print(f"{'situation':18} {'pip+zip':>9} {'uv+zip':>9} {'layerbuild':>11}"
-          f" {'vs uv':>7} {'pip/lb':>7}")  # fmt: skip
+          f" {'vs uv':>7} {'pip/lb':>7}"
+          + (f" {'container':>10} {'ct/lb':>7}" if container else ""))  # fmt: skip
     for situation in ("cold", "warm", "one pin changed", "no change"):
         pip_s, uv_s, lb_s = (statistics.median(times[(situation, t)]) for t in TOOLS)
-        print(f"{situation:18} {pip_s:8.2f}s {uv_s:8.2f}s {lb_s:10.2f}s"
-              f" {lb_s / uv_s:6.2f}x {pip_s / lb_s:6.1f}x")  # fmt: skip
+        row = (f"{situation:18} {pip_s:8.2f}s {uv_s:8.2f}s {lb_s:10.2f}s"
+               f" {lb_s / uv_s:6.2f}x {pip_s / lb_s:6.1f}x")  # fmt: skip
+        if container:
+            ct_s = statistics.median(times[(situation, "container")])
+            row += f" {ct_s:9.2f}s {ct_s / lb_s:6.1f}x"
+        print(row)
     print("vs uv: layerbuild's time over uv+zip's (target <= 1.2 cold);"
           " pip/lb: how many times faster than pip+zip (target >= 5 cold)")  # fmt: skip
+    if container:
+        print("container: layerbuild build --builder docker (no smoke test);"
+              " ct/lb: its time over the Docker-free build's")  # fmt: skip
 
 
 def measure(
-    tool: str, situation: str, scratch: Path, recipe: str, target: Target, lock: Path
+    tool: str,
+    situation: str,
+    scratch: Path,
+    recipe: str,
+    target: Target,
+    lock: Path,
+    docker_image: str | None = None,
 ) -> float:
     caches = scratch / "caches" / tool
     if situation == "cold":
         shutil.rmtree(caches, ignore_errors=True)
     caches.mkdir(parents=True, exist_ok=True)
     out = scratch / "out" / tool
-    if tool != "layerbuild" or situation != "no change":
+    if tool not in ("layerbuild", "container") or situation != "no change":
         shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)
     env = clean_env(caches)
@@ -117,9 +153,12 @@ def measure(
              "-r", str(lock)], env=env)  # fmt: skip
         run(["zip", "-qr", "-6", str(out / "layer.zip"), "python"], cwd=out / "tree")
     else:
+        builder = "local" if tool == "layerbuild" else "docker"
+        if docker_image and tool == "container":
+            env["LAYERBUILD_BUILD_IMAGE"] = docker_image
         run([layerbuild(), "-q", "build", recipe, "--runtime", target.runtime.name,
-             "--arch", target.arch.name, "--builder", "local", "--dist", str(out)],
-            cwd=scratch, env=env)  # fmt: skip
+             "--arch", target.arch.name, "--builder", builder, "--no-test",
+             "--dist", str(out)], cwd=scratch, env=env)  # fmt: skip
     return time.perf_counter() - started
 
 
@@ -173,7 +212,10 @@ def layerbuild() -> str:
 
 
 def run(argv: list[str], *, cwd: Path | None = None, env: dict | None = None) -> None:
-    subprocess.run(argv, cwd=cwd, env=env, check=True, stdout=subprocess.DEVNULL)
+    """Run a timed command quietly; show its output only if it fails."""
+    done = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.exit(f"{' '.join(argv[:4])} failed:\n{done.stdout}{done.stderr}")
 
 
 if __name__ == "__main__":

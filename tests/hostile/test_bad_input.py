@@ -322,6 +322,18 @@ def _toml(document: dict[str, object], table: dict[str, object]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def assert_loads_or_one_line(path: Path) -> None:
+    """The recipe loads, or a RecipeError names the file on a single line."""
+    try:
+        load_recipe(path)
+    except RecipeError as error:
+        message = error.message
+    else:
+        return
+    assert str(path) in message
+    assert "\n" not in message
+
+
 @settings(max_examples=120, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     document=st.dictionaries(toml_keys, values, max_size=8),
@@ -334,14 +346,7 @@ def test_random_recipe_documents_raise_nothing_but_recipe_error(
     path = tmp_path / "random.toml"
     path.write_text(_toml(document, table), encoding="utf-8")
 
-    try:
-        load_recipe(path)
-    except RecipeError as error:
-        message = error.message
-    else:
-        return
-    assert str(path) in message
-    assert "\n" not in message
+    assert_loads_or_one_line(path)
 
 
 @settings(max_examples=120, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -359,10 +364,4 @@ def test_random_bytes_as_recipe_raise_nothing_but_recipe_error(
     path = tmp_path / "random.toml"
     path.write_bytes(data)
 
-    try:
-        load_recipe(path)
-    except RecipeError as error:
-        message = error.message
-    else:
-        return
-    assert "\n" not in message
+    assert_loads_or_one_line(path)

@@ -25,7 +25,11 @@ from pathlib import Path, PurePosixPath
 
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
-from packaging.utils import canonicalize_name
+from packaging.utils import (
+    InvalidWheelFilename,
+    canonicalize_name,
+    parse_wheel_filename,
+)
 from packaging.version import Version
 
 from layerbuild.builders import InstallResult
@@ -112,7 +116,9 @@ class LocalBuilder:
                         binary.add(name)
                     else:
                         source_only.add(name)
-                text = self._compile(folder, target, binary, header_command, hashes=True)
+                text = self._compile(
+                    folder, target, binary, header_command, hashes=True
+                )
                 pins = self._pins(text)
 
         notices = self._passed_over(newest, pins, target)
@@ -237,9 +243,10 @@ class LocalBuilder:
         # and devices without a word; every file is fetched (or found in the
         # cache), hash-checked and inspected first, then uv installs only those.
         binary = [p for p in lock.packages if p.name not in lock.source_only]
-        self.index.prefetch(p.name for p in binary)
+        missing = [p for p in binary if self._cached_wheel(p, target) is None]
+        self.index.prefetch(p.name for p in missing)
         with ThreadPoolExecutor(max_workers=DOWNLOAD_JOBS) as pool:
-            list(pool.map(lambda p: self._checked_wheel(p, target), binary))
+            list(pool.map(lambda p: self._checked_wheel(p, target), missing))
 
         site_packages = tree / target.runtime.site_packages
         site_packages.mkdir(parents=True, exist_ok=True)
@@ -273,6 +280,26 @@ class LocalBuilder:
         folder = self.cache_dir / name
         folder.mkdir(parents=True, exist_ok=True)
         return folder
+
+    def _cached_wheel(self, package: LockedPackage, target: Target) -> Path | None:
+        """A wheel for ``package`` already fetched and inspected, if any.
+
+        The cache holds only files that passed inspection, and each is hashed
+        again here, so a warm build needs no network at all.
+        """
+        for path in self._folder("wheels").glob("*.whl"):
+            try:
+                name, version, _, tags = parse_wheel_filename(path.name)
+            except InvalidWheelFilename:
+                continue
+            if (
+                name == package.name
+                and str(version) == package.version
+                and tags & target.resolver_tags
+                and _sha256_file(path) in package.hashes
+            ):
+                return path
+        return None
 
     def _checked_wheel(self, package: LockedPackage, target: Target) -> Path:
         """The wheel uv will install for ``package``: fetched, hashed, inspected."""
@@ -426,7 +453,9 @@ def _last_lines(output: str, count: int = 6) -> str:
 
 def _install_error(output: str, lock_path: Path) -> BuildError:
     if "hash" in output.lower() and "mismatch" in output.lower():
-        msg = f"a download does not match the hash in {lock_path}: {_last_lines(output)}"
+        msg = (
+            f"a download does not match the hash in {lock_path}: {_last_lines(output)}"
+        )
         return HashMismatchError(msg, hint="re-lock if the index changed the file")
     msg = f"installing {lock_path.name} failed: {_last_lines(output)}"
     return BuildError(msg)

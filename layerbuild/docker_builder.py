@@ -45,7 +45,8 @@ from layerbuild.containers import (
     mask_credentials,
 )
 from layerbuild.errors import BuildError, DockerError, HashMismatchError, LockError
-from layerbuild.lock import compile_command, write_atomically
+from layerbuild.files import write_atomically
+from layerbuild.lock import compile_command
 from layerbuild.recipe import Recipe
 from layerbuild.report import Reporter
 from layerbuild.targets import Target

@@ -11,7 +11,6 @@ host, not for Lambda: the container builder compiles it in the right image.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import sys
@@ -40,6 +39,7 @@ from layerbuild.errors import (
     LockError,
     NeedsCompilerError,
 )
+from layerbuild.files import sha256_file, write_atomically
 from layerbuild.index import DistFile, PackageIndex, open_url, redact_url
 from layerbuild.lock import (
     OLDER_RELEASE_MARK,
@@ -49,7 +49,6 @@ from layerbuild.lock import (
     compile_command,
     parse_lock,
     read_lock,
-    write_atomically,
 )
 from layerbuild.recipe import Recipe
 from layerbuild.report import Reporter
@@ -296,7 +295,7 @@ class LocalBuilder:
                 name == package.name
                 and str(version) == package.version
                 and tags & target.resolver_tags
-                and _sha256_file(path) in package.hashes
+                and sha256_file(path) in package.hashes
             ):
                 return path
         return None
@@ -334,7 +333,7 @@ class LocalBuilder:
         that a later build would take for a good one.
         """
         path = folder / dist.filename
-        if path.exists() and _sha256_file(path) in set(allowed):
+        if path.exists() and sha256_file(path) in set(allowed):
             return path
         partial = self._folder("partial")
         handle, temporary = tempfile.mkstemp(dir=partial, suffix=".part")
@@ -344,7 +343,7 @@ class LocalBuilder:
                 open_url(dist.url, timeout=DOWNLOAD_TIMEOUT_SECONDS) as response,
             ):
                 shutil.copyfileobj(response, stream)
-            digest = _sha256_file(Path(temporary))
+            digest = sha256_file(Path(temporary))
             if digest not in set(allowed):
                 msg = (
                     f"{dist.filename} from {redact_url(dist.url)} has sha256 "
@@ -404,14 +403,6 @@ def _check_or_remove(path: Path) -> None:
     except BuildError:
         path.unlink(missing_ok=True)
         raise
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for chunk in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _direct_specifiers(lines: Iterable[str]) -> dict[str, SpecifierSet]:

@@ -7,9 +7,7 @@ its own at the top; every installer ignores comments.
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -111,22 +109,6 @@ def read_lock(path: Path) -> Lock:
         msg = f"{path}: cannot be read: {error}"
         raise LockError(msg) from None
     return parse_lock(path, text)
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Write ``text`` so that readers see the old file or the whole new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def compile_command(recipe: Recipe, target: Target) -> str:

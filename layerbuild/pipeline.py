@@ -32,7 +32,8 @@ from typing import TYPE_CHECKING
 
 from layerbuild import __version__
 from layerbuild.builders import Builder
-from layerbuild.lock import lock_path, read_lock, write_atomically
+from layerbuild.files import sha256_file, write_atomically
+from layerbuild.lock import lock_path, read_lock
 from layerbuild.recipe import Recipe
 from layerbuild.report import Reporter
 from layerbuild.targets import Target
@@ -340,7 +341,7 @@ def _still_valid(existing: Manifest | None, key: str, zip_path: Path) -> bool:
         existing is not None
         and existing.content_key == key
         and zip_path.exists()
-        and _sha256(zip_path) == existing.sha256
+        and sha256_file(zip_path) == existing.sha256
     )
 
 
@@ -348,14 +349,6 @@ def _stage_root(settings: BuildSettings) -> Path:
     root = settings.cache_dir / "stage"
     root.mkdir(parents=True, exist_ok=True)
     return root
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for chunk in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _largest_packages(tree: Path) -> list[tuple[str, int]]:

@@ -11,14 +11,13 @@ half a file.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from layerbuild.errors import UsageError
+from layerbuild.files import write_atomically
 
 DEFAULT_RECORDS_FILE = "layers.json"
 # mkstemp makes owner-only files; a records file is meant to be read by others.
@@ -134,25 +133,12 @@ def merge_records(
 def write_records(path: Path, records: Iterable[LayerRecord]) -> None:
     """Write the records to a temporary file beside ``path``, then rename it."""
     text = json.dumps([r.to_json() for r in records], indent=2) + "\n"
-    directory = path.parent if str(path.parent) else Path()
+    mode = path.stat().st_mode & 0o777 if path.exists() else NEW_FILE_MODE
     try:
-        handle, temporary = tempfile.mkstemp(
-            dir=directory, prefix=f".{path.name}.", suffix=".tmp"
-        )
+        write_atomically(path, text, mode=mode)
     except OSError as error:
         msg = f"{path}: cannot write the records file: {error.strerror}"
         raise UsageError(msg, hint="pass another --records FILE") from error
-    try:
-        mode = path.stat().st_mode & 0o777 if path.exists() else NEW_FILE_MODE
-        os.fchmod(handle, mode)
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def update_records(

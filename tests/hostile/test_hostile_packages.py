@@ -8,6 +8,7 @@ files without a word; layerbuild inspects every file before installing it.
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -188,13 +189,20 @@ def test_hostile_sdist_in_a_lock_is_refused_before_it_is_built(
 def test_wheel_changed_on_the_index_stops_the_build(
     run_cli, tmp_path: Path, index: IndexServer
 ) -> None:
-    """The same file name with other bytes no longer matches the lock: exit 1."""
+    """The same file name with other bytes no longer matches the lock: exit 1.
+
+    A warm cache still holds the locked bytes and builds from them; the swap
+    shows once the file must come from the index again.
+    """
     make_wheel(index.folder, "hfine")
     assert build(run_cli, tmp_path, "hfine").status == 0
     zip_path = next((tmp_path / "dist").glob("*.zip"))
     zip_path.unlink()
 
     make_wheel(index.folder, "hfine", module=b"VALUE = 2  # swapped\n")
+    assert build(run_cli, tmp_path, "hfine").status == 0
+    zip_path.unlink()
+    shutil.rmtree(tmp_path / "cache")
     result = build(run_cli, tmp_path, "hfine")
 
     assert result.status == 1, result.stderr

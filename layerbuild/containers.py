@@ -365,11 +365,14 @@ class Engine:
         """
         label = LABEL if pid is None else f"{PID_LABEL}={pid}"
         try:
-            found = self.client.containers.list(all=True, filters={"label": label})
+            # The low-level list answers in one call; the high-level one
+            # inspects each container after listing, and fails on any that
+            # is removed in between, as a container being cleaned up is.
+            found = self.client.api.containers(all=True, filters={"label": label})
         except docker.errors.APIError as error:
             doing = "listing containers"
             raise self.failure(doing, error) from None
-        return [container.name for container in found]
+        return [entry["Names"][0].lstrip("/") for entry in found]
 
 
 def _close_socket(sock: Any) -> None:

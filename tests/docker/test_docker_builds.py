@@ -225,15 +225,21 @@ def test_an_interrupted_build_leaves_no_container(
         stderr=subprocess.STDOUT,
         text=True,
     )
-    deadline = time.monotonic() + 120
-    while not standins.leftover_containers(process.pid):
-        assert process.poll() is None, process.communicate()[0]
-        assert time.monotonic() < deadline, "no container started within 120 s"
-        time.sleep(0.2)
-    time.sleep(1)  # let the command inside the container get going
+    try:
+        deadline = time.monotonic() + 120
+        while not standins.leftover_containers(process.pid):
+            assert process.poll() is None, process.communicate()[0]
+            assert time.monotonic() < deadline, "no container started within 120 s"
+            time.sleep(0.2)
+        time.sleep(1)  # let the command inside the container get going
 
-    process.send_signal(signal.SIGINT)
-    output = process.communicate(timeout=60)[0]
+        process.send_signal(signal.SIGINT)
+        output = process.communicate(timeout=60)[0]
+    finally:
+        # A failed assertion above must not leave the build running.
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
 
     assert process.returncode == ExitStatus.INTERRUPTED, output
     assert output.rstrip().endswith("error: interrupted")

@@ -88,16 +88,19 @@ def test_arm64_build_holds_only_aarch64_elf_files(
     assert {read_elf(p).machine for p in elf_files} == {"EM_AARCH64"}
 
 
-def test_two_clones_give_the_same_zip(run_cli, tmp_path: Path) -> None:
-    """The same lock, built from two copies with separate caches, is byte-identical."""
+def test_two_clones_give_the_same_zip(
+    run_cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The committed lock, built in two clean clones with their own caches,
+    at different times and thread counts, gives byte-identical zips."""
     digests = []
-    for clone in ("one", "two"):
+    for clone, jobs in (("one", "2"), ("two", "1")):
         folder = tmp_path / clone
-        shutil.copytree(REPO / "recipes", folder / "recipes")
-        (folder / "recipes" / "requests.toml").touch()
+        subprocess.run(["git", "clone", "--quiet", str(REPO), str(folder)], check=True)
+        monkeypatch.setenv("LAYERBUILD_CACHE_DIR", str(tmp_path / f"cache-{clone}"))
         result = run_cli(
             "build", "requests", "--runtime", "python3.12", "--arch", "x86_64",
-            "--builder", "local", "--jobs", "2" if clone == "one" else "1", cwd=folder,
+            "--builder", "local", "--jobs", jobs, cwd=folder,
         )  # fmt: skip
         assert result.status == 0, result.stderr
         digests.append(_sha256(folder / "dist" / "requests-python3.12-x86_64.zip"))

@@ -255,12 +255,17 @@ class LocalBuilder:
             "--python-platform", target.uv_platform,
             "--python-version", target.runtime.python_version,
             "--require-hashes", "--no-deps",
-            # The index stays, for the build tools of source-only packages.
-            "--index-url", self.index.url,
             "--find-links", str(self._folder("wheels")),
             "--find-links", str(self._folder("sdists")),
             "-r", str(lock_path),
         ]  # fmt: skip
+        # Every file uv installs is already here, checked. The index is only
+        # needed for the build tools of source-only packages; otherwise asking
+        # it about every package costs uv a round trip each.
+        if lock.source_only:
+            argv += ["--index-url", self.index.url]
+        else:
+            argv.append("--no-index")
         for package in lock.packages:
             if package.name not in lock.source_only:
                 argv += ["--only-binary", package.name]
@@ -273,6 +278,7 @@ class LocalBuilder:
         # the lock file uv leaves in a --target folder.
         shutil.rmtree(site_packages / "bin", ignore_errors=True)
         (site_packages / ".lock").unlink(missing_ok=True)
+        _drop_uv_cache_records(site_packages)
         return InstallResult(lock.versions(), notices=list(lock.older_releases))
 
     def _folder(self, name: str) -> Path:
@@ -435,6 +441,24 @@ def _fits_except_glibc(dist: DistFile, target: Target) -> bool:
 def _is_compiled_source(member: str) -> bool:
     path = PurePosixPath(member)
     return path.suffix in COMPILED_SOURCE_SUFFIXES or path.name in COMPILED_SOURCE_FILES
+
+
+def _drop_uv_cache_records(site_packages: Path) -> None:
+    """Remove the ``uv_cache.json`` uv leaves in each dist-info, and its RECORD row.
+
+    uv writes it, with the time of the install, for wheels taken from a local
+    folder; left in, it would make every build's zip differ.
+    """
+    for marker in site_packages.glob("*.dist-info/uv_cache.json"):
+        marker.unlink()
+        record = marker.with_name("RECORD")
+        if record.is_file():
+            row = f"{marker.parent.name}/{marker.name},"
+            lines = record.read_text(encoding="utf-8").splitlines(keepends=True)
+            kept = [line for line in lines if not line.startswith(row)]
+            # A new file, not a rewrite: installed files may be hard links
+            # into uv's cache, which must stay as it was.
+            write_atomically(record, "".join(kept))
 
 
 def _last_lines(output: str, count: int = 6) -> str:

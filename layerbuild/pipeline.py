@@ -25,6 +25,7 @@ import re
 import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -32,7 +33,7 @@ from typing import TYPE_CHECKING
 
 from layerbuild import __version__
 from layerbuild.builders import Builder
-from layerbuild.files import sha256_file, write_atomically
+from layerbuild.files import move_atomically, sha256_file, write_atomically
 from layerbuild.lock import lock_path, read_lock
 from layerbuild.recipe import Recipe
 from layerbuild.report import Reporter
@@ -291,22 +292,36 @@ def _build_group(
         for pattern in slimmed.unmatched:
             reporter.warn(f"{recipe.path}: build.exclude {pattern!r} matched nothing")
 
-        audit = audit_tree(
-            tree, group, size_budget=recipe.build.size_budget, kind=recipe.kind
-        )
+        # The audit only reads the tree, as compression does, so the two run
+        # side by side; the zip is written in the staging folder and reaches
+        # dist/ only once the audit (and any smoke test) has passed.
+        pending = stage / "layer.zip"
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            audit_run = pool.submit(
+                audit_tree,
+                tree,
+                group,
+                size_budget=recipe.build.size_budget,
+                kind=recipe.kind,
+            )
+            zipped = write_zip(
+                tree,
+                pending,
+                jobs=settings.jobs,
+                cache_dir=settings.cache_dir / "deflate",
+            )
+            audit = audit_run.result()
         reporter.step(audit.summary())
         largest = _largest_packages(tree)
 
         # Container builds prove the layer imports in the runtime's own image
-        # before a zip exists; the Docker-free builder has no image to run.
+        # before a zip reaches dist/; the Docker-free builder has no image to run.
         if getattr(builder, "smoke_test", False):
             for target in group:
                 builder.smoke(tree, recipe, target, packages)  # type: ignore[attr-defined]
 
         manifest_path.unlink(missing_ok=True)
-        zipped = write_zip(
-            tree, zip_path, jobs=settings.jobs, cache_dir=settings.cache_dir / "deflate"
-        )
+        move_atomically(pending, zip_path)
         manifest = Manifest(
             recipe=recipe.name,
             layer_name=layer_name(recipe, group),

@@ -232,3 +232,24 @@ def test_python311_build_says_where_glibc_meant_an_older_release(
     assert "warning: numpy: took 2.2." in result.stderr
     assert "its wheels need glibc 2.27; python3.11 (al2) has 2.26" in result.stderr
     assert "<= 2.26" in result.stderr  # the audit's glibc ceiling for python3.11
+
+
+def test_audit_failure_leaves_no_zip_in_dist(
+    run_cli, tmp_path: Path, isolated_cache: Path
+) -> None:
+    """A layer over its recipe's budget exits 3, and dist/ gets no zip."""
+    recipes = tmp_path / "recipes"
+    recipes.mkdir()
+    _write_recipe(
+        recipes,
+        "tight",
+        'runtimes = ["python3.12"]\nrequirements = ["idna"]\n'
+        '[build]\nsize-budget = "10kB"\n',
+    )
+
+    result = run_cli("build", "tight", "--builder", "local", cwd=tmp_path)
+
+    assert result.status == 3, result.stderr
+    assert "the recipe's size budget is" in result.stderr
+    assert not list((tmp_path / "dist").glob("*.zip"))
+    assert not list((tmp_path / "dist").glob("*.json"))

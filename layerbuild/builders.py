@@ -47,3 +47,13 @@ class Builder(Protocol):
         in the lock are enforced; a mismatch raises ``HashMismatchError``.
         """
         ...
+
+    def check(
+        self, tree: Path, recipe: Recipe, target: Target, packages: dict[str, str]
+    ) -> None:
+        """Prove the installed tree works where it will run, or raise.
+
+        The container builder smoke-tests it in the runtime's image
+        (``SmokeTestError``); the Docker-free builder has no image to run.
+        """
+        ...

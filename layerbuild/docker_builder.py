@@ -365,7 +365,7 @@ class DockerBuilder:
         self.pip = pip or PipSettings.from_host(self.environ)
         self.host_machine = host_machine
         self.binfmt_dir = binfmt_dir
-        self.smoke_test = True  # whether the pipeline should call ``smoke``
+        self.smoke_test = True  # whether check() runs the smoke test
         self._images: dict[str, str] = {}
         self._runtime_sonames: dict[str, frozenset[str]] = {}
         for location in self.pip.left_out:
@@ -684,6 +684,13 @@ class DockerBuilder:
             hint = "a file changed on the index since the lock was made: lock again"
             return HashMismatchError(msg, hint=hint)
         return BuildError(msg, hint="run with -v to see the whole build output")
+
+    def check(
+        self, tree: Path, recipe: Recipe, target: Target, packages: dict[str, str]
+    ) -> None:
+        """Smoke-test the tree in the runtime image, unless ``--no-test``."""
+        if self.smoke_test:
+            self.smoke(tree, recipe, target, packages)
 
     def smoke(
         self,

@@ -281,6 +281,11 @@ class LocalBuilder:
         _drop_uv_cache_records(site_packages)
         return InstallResult(lock.versions(), notices=list(lock.older_releases))
 
+    def check(
+        self, tree: Path, recipe: Recipe, target: Target, packages: dict[str, str]
+    ) -> None:
+        """Nothing to run: without Docker there is no runtime image to import in."""
+
     def _folder(self, name: str) -> Path:
         folder = self.cache_dir / name
         folder.mkdir(parents=True, exist_ok=True)

@@ -314,11 +314,8 @@ def _build_group(
         reporter.step(audit.summary())
         largest = _largest_packages(tree)
 
-        # Container builds prove the layer imports in the runtime's own image
-        # before a zip reaches dist/; the Docker-free builder has no image to run.
-        if getattr(builder, "smoke_test", False):
-            for target in group:
-                builder.smoke(tree, recipe, target, packages)  # type: ignore[attr-defined]
+        for target in group:
+            builder.check(tree, recipe, target, packages)
 
         manifest_path.unlink(missing_ok=True)
         move_atomically(pending, zip_path)

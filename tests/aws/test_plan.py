@@ -26,7 +26,8 @@ KEY = "ab" * 32
 
 
 def manifest_with(tmp_path: Path, **fields: object) -> Manifest:
-    return Manifest.from_file(write_layer(tmp_path / "dist", **fields))  # type: ignore[arg-type]
+    layer = write_layer(tmp_path / "dist", **fields)  # type: ignore[arg-type]
+    return Manifest.from_file(layer)
 
 
 def test_description_carries_packages_words_and_the_whole_key(tmp_path: Path) -> None:

@@ -44,7 +44,10 @@ def _publish(proxy: Proxy, dist: Path, records: Path, *regions: str) -> Any:
     """Publish every layer in ``dist`` through the proxy, as the CLI would."""
     factory = ClientFactory(AwsSettings(endpoint_url=proxy.url))
     plan = plan_publish(find_manifests(dist), regions=regions, bucket=BUCKET_TEMPLATE)
-    gateways = lambda region: LayerGateway(factory, region, sleep=lambda _: None)  # noqa: E731
+
+    def gateways(region: str) -> LayerGateway:
+        return LayerGateway(factory, region, sleep=lambda _: None)
+
     return execute_publish(plan, gateways, RecordingReporter(), records_path=records)
 
 

@@ -1,3 +1,3 @@
-"""Shared test configuration: the moto server plugin for AWS tests."""
+"""Shared test configuration: the moto server, and the in-process CLI runner."""
 
-pytest_plugins = ["tests.moto_server"]
+pytest_plugins = ["tests.moto_server", "tests.cli_runner"]

@@ -19,7 +19,7 @@ from layerbuild.errors import RecipeError
 from layerbuild.recipe import load_recipe
 from tests.aws.conftest import write_layer
 from tests.build.test_recipe_errors import BROKEN_RECIPES, VALID
-from tests.hostile.conftest import CliResult
+from tests.cli_runner import CliResult
 
 pytestmark = pytest.mark.hostile
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from layerbuild.lock import SOURCE_ONLY_MARK, parse_lock
-from tests.hostile.conftest import CliResult
+from tests.cli_runner import CliResult
 from tests.hostile.simple_index import (
     IndexServer,
     Member,

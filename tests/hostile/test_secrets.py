@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.aws.conftest import BUCKET_TEMPLATE, boto, buckets, write_layer
-from tests.hostile.conftest import CliResult
+from tests.cli_runner import CliResult
 from tests.hostile.faultproxy import Fault, fault_proxy
 from tests.hostile.simple_index import IndexServer, Member, make_wheel, serve_index
 

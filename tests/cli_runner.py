@@ -1,4 +1,7 @@
-"""Fixtures for the recipe, lock and build tests."""
+"""Fixtures that run the real ``layerbuild`` entry point in-process.
+
+Loaded for every test folder by ``tests/conftest.py``.
+"""
 
 from __future__ import annotations
 
@@ -10,11 +13,10 @@ import pytest
 
 from layerbuild.cli import main
 
-REPO = Path(__file__).resolve().parents[2]
-
-
 @dataclass(frozen=True)
 class CliResult:
+    """What one run of the entry point left: exit status and both streams."""
+
     status: int
     stdout: str
     stderr: str

@@ -13,6 +13,7 @@ import pytest
 
 from layerbuild.cli import main
 
+
 @dataclass(frozen=True)
 class CliResult:
     """What one run of the entry point left: exit status and both streams."""

@@ -27,14 +27,15 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from layerbuild import __version__
 from layerbuild.builders import Builder
-from layerbuild.files import move_atomically, sha256_file, write_atomically
+from layerbuild.files import move_atomically, sha256_file
 from layerbuild.lock import lock_path, read_lock
+from layerbuild.manifest import MANIFEST_SUFFIX, Manifest
 from layerbuild.recipe import Recipe
 from layerbuild.report import Reporter
 from layerbuild.targets import Target
@@ -43,41 +44,7 @@ if TYPE_CHECKING:
     from layerbuild.audit import AuditReport
     from layerbuild.slim import SlimResult
 
-MANIFEST_SUFFIX = ".json"
 SIZE_TABLE_ROWS = 8
-
-
-@dataclass(frozen=True)
-class Manifest:
-    """What ``dist/<name>.json`` records about the zip beside it."""
-
-    recipe: str
-    layer_name: str
-    runtimes: list[str]
-    architecture: str
-    packages: dict[str, str]
-    description: str
-    license: str | None
-    unzipped_bytes: int
-    zipped_bytes: int
-    sha256: str
-    content_key: str
-    zip: str
-    builder: str
-    highest_glibc: str | None
-    layerbuild_version: str = __version__
-
-    @classmethod
-    def read(cls, path: Path) -> Manifest | None:
-        """The manifest at ``path``, or None when it is missing or unreadable."""
-        try:
-            return cls(**json.loads(path.read_text(encoding="utf-8")))
-        except (OSError, ValueError, TypeError):
-            return None
-
-    def write(self, path: Path) -> None:
-        text = json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
-        write_atomically(path, text)
 
 
 @dataclass(frozen=True)
@@ -251,7 +218,7 @@ def _build_group(
     manifest_path = settings.dist_dir / f"{name}{MANIFEST_SUFFIX}"
     key = content_key(recipe, group, builder)
 
-    existing = Manifest.read(manifest_path)
+    existing = Manifest.read_if_valid(manifest_path)
     if not settings.force and _still_valid(existing, key, zip_path):
         assert existing is not None  # _still_valid says so
         reporter.step(f"{name}: unchanged (content key {key[:12]}), reusing {zip_path}")
@@ -320,10 +287,11 @@ def _build_group(
         manifest_path.unlink(missing_ok=True)
         move_atomically(pending, zip_path)
         manifest = Manifest(
+            path=manifest_path,
             recipe=recipe.name,
             layer_name=layer_name(recipe, group),
-            runtimes=[target.runtime.name for target in group],
-            architecture=group[0].arch.name,
+            runtimes=tuple(target.runtime.name for target in group),
+            architectures=(group[0].arch.name,),
             packages=dict(sorted(packages.items())),
             description=recipe.description,
             license=recipe.license,
@@ -331,13 +299,14 @@ def _build_group(
             zipped_bytes=zipped.zipped_bytes,
             sha256=zipped.sha256,
             content_key=key,
-            zip=zip_path.name,
+            zip_name=zip_path.name,
+            layerbuild_version=__version__,
             builder=builder.name,
             highest_glibc=(
                 ".".join(map(str, audit.highest_glibc)) if audit.highest_glibc else None
             ),
         )
-        manifest.write(manifest_path)
+        manifest.write()
         reporter.step(
             f"wrote {zip_path} ({zipped.zipped_bytes:,} bytes zipped, "
             f"{zipped.unzipped_bytes:,} unzipped, sha256 {zipped.sha256[:12]})"

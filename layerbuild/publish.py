@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import re
 import string
 import zipfile
@@ -49,20 +48,21 @@ from layerbuild.limits import (
     MAX_UNZIPPED_BYTES,
     human_bytes,
 )
+from layerbuild.manifest import (
+    CONTENT_KEY_PATTERN,
+    MANIFEST_SUFFIX,
+    Manifest,
+)
 from layerbuild.records import LayerRecord, update_records
 from layerbuild.report import Reporter
-from layerbuild.targets import ARCHITECTURES, RUNTIMES
 
-MANIFEST_SUFFIX = ".json"
 S3_KEY_PREFIX = "layerbuild"
 # The marker that carries the content key inside a version's description; the
 # only place Lambda lets us keep it, since a layer version has no tags.
 CONTENT_KEY_MARKER = "content-key="
-CONTENT_KEY_PATTERN = re.compile(r"[0-9a-f]{16,64}")
 DESCRIPTION_KEY_PATTERN = re.compile(
     re.escape(CONTENT_KEY_MARKER) + r"(" + CONTENT_KEY_PATTERN.pattern + r")"
 )
-SHA256_PATTERN = re.compile(r"[0-9a-f]{64}")
 BUCKET_PATTERN = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 BUCKET_FIELDS = frozenset({"region"})
 REGION_PATTERN = re.compile(r"[a-z]{2}(-[a-z]+)+-\d")
@@ -128,135 +128,6 @@ GatewayFactory = Callable[[str], LayerApi]
 
 
 # ---------------------------------------------------------------- manifests
-
-
-@dataclass(frozen=True)
-class Manifest:
-    """What the build wrote beside a zip: ``dist/<zip-name>.json``."""
-
-    path: Path
-    recipe: str
-    layer_name: str
-    runtimes: tuple[str, ...]
-    architectures: tuple[str, ...]
-    packages: dict[str, str]
-    description: str
-    license: str | None
-    unzipped_bytes: int
-    zipped_bytes: int
-    sha256: str
-    content_key: str
-    zip_name: str
-    layerbuild_version: str | None
-
-    @property
-    def zip_path(self) -> Path:
-        return self.path.parent / self.zip_name
-
-    @classmethod
-    def from_file(cls, path: Path) -> Manifest:
-        """Read and check a manifest; every mistake names the file and field."""
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except OSError as error:
-            msg = f"{path}: cannot read the manifest: {error.strerror}"
-            raise UsageError(msg, hint="rebuild the layer") from error
-        except (json.JSONDecodeError, UnicodeDecodeError) as error:
-            msg = f"{path}: the manifest is not valid JSON: {error}"
-            raise UsageError(msg, hint="rebuild the layer") from error
-        if not isinstance(data, dict):
-            msg = f"{path}: the manifest is not a JSON object"
-            raise UsageError(msg, hint="rebuild the layer")
-        return cls._from_dict(path, data)
-
-    @classmethod
-    def _from_dict(cls, path: Path, data: dict[str, Any]) -> Manifest:
-        def fail(key: str, expected: str) -> UsageError:
-            value = data.get(key)
-            msg = f"{path}: field '{key}': {value!r} is not valid; expected {expected}"
-            return UsageError(msg, hint="rebuild the layer to write a fresh manifest")
-
-        def require(ok: bool, key: str, expected: str) -> None:
-            if not ok:
-                raise fail(key, expected)
-
-        def text(key: str, *, optional: bool = False) -> Any:
-            value = data.get(key)
-            if value is None and optional:
-                return None
-            if not isinstance(value, str) or not value:
-                raise fail(key, "a non-empty string")
-            return value
-
-        def count(key: str) -> int:
-            value = data.get(key)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise fail(key, "a whole number of bytes")
-            return value
-
-        def names(key: str) -> tuple[str, ...]:
-            value = data.get(key)
-            if isinstance(value, str):
-                value = [value]
-            if (
-                not isinstance(value, list)
-                or not value
-                or not all(isinstance(v, str) for v in value)
-            ):
-                raise fail(key, "a non-empty list of names")
-            return tuple(value)
-
-        packages = data.get("packages", {})
-        require(
-            isinstance(packages, dict)
-            and all(
-                isinstance(k, str) and isinstance(v, str) for k, v in packages.items()
-            ),
-            "packages",
-            "an object of package names to versions",
-        )
-
-        runtimes = names("runtimes")
-        known = ", ".join(RUNTIMES)
-        require(set(runtimes) <= set(RUNTIMES), "runtimes", f"runtimes among {known}")
-        arch_key = "architectures" if "architectures" in data else "architecture"
-        architectures = names(arch_key)
-        known = ", ".join(ARCHITECTURES)
-        require(set(architectures) <= set(ARCHITECTURES), arch_key, f"one of {known}")
-
-        layer_name = text("layer_name")
-        require(
-            re.fullmatch(LAYER_NAME_PATTERN, layer_name) is not None,
-            "layer_name",
-            "letters, digits, '-' or '_', 1 to 140 of them",
-        )
-        sha256 = text("sha256")
-        require(bool(SHA256_PATTERN.fullmatch(sha256)), "sha256", "64 hex digits")
-        content_key = text("content_key")
-        require(
-            bool(CONTENT_KEY_PATTERN.fullmatch(content_key)),
-            "content_key",
-            "16 to 64 lowercase hex digits",
-        )
-        zip_name = text("zip")
-        require(Path(zip_name).name == zip_name, "zip", "a file name beside it")
-
-        return cls(
-            path=path,
-            recipe=text("recipe"),
-            layer_name=layer_name,
-            runtimes=runtimes,
-            architectures=architectures,
-            packages=dict(packages),
-            description=text("description", optional=True) or "",
-            license=text("license", optional=True),
-            unzipped_bytes=count("unzipped_bytes"),
-            zipped_bytes=count("zipped_bytes"),
-            sha256=sha256,
-            content_key=content_key,
-            zip_name=zip_name,
-            layerbuild_version=text("layerbuild_version", optional=True),
-        )
 
 
 def find_manifests(dist: Path, recipes: Sequence[str] = ()) -> list[Manifest]:

@@ -132,7 +132,7 @@ def build(
             outcomes.append(outcome)
     if as_json:
         rows = [
-            {**asdict(o.manifest), "path": str(o.zip_path), "reused": o.reused,
+            {**o.manifest.to_json(), "path": str(o.zip_path), "reused": o.reused,
              "notices": o.notices}
             for o in outcomes
         ]  # fmt: skip
@@ -193,13 +193,13 @@ def _targets(
 def _audit_targets(
     path: Path, runtimes: tuple[str, ...], architectures: tuple[str, ...]
 ) -> list[Target]:
-    from layerbuild.pipeline import MANIFEST_SUFFIX, Manifest
+    from layerbuild.manifest import MANIFEST_SUFFIX, Manifest
 
-    manifest = Manifest.read(path.with_suffix(MANIFEST_SUFFIX))
+    manifest = Manifest.read_if_valid(path.with_suffix(MANIFEST_SUFFIX))
     if not runtimes and manifest is not None:
         runtimes = tuple(manifest.runtimes)
     if not architectures and manifest is not None:
-        architectures = (manifest.architecture,)
+        architectures = manifest.architectures[:1]
     if not runtimes or len(architectures) != 1:
         msg = f"{path}: no manifest beside it; give --runtime and one --arch"
         raise UsageError(msg)

@@ -8,12 +8,24 @@ and then slims, audits and zips the tree the same way.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 from layerbuild.recipe import Recipe
 from layerbuild.targets import Target
+
+
+def default_cache_dir(environ: Mapping[str, str] = os.environ) -> Path:
+    """Where builders keep their caches: ``$LAYERBUILD_CACHE_DIR``, else
+    ``layerbuild`` in the XDG cache folder."""
+    configured = environ.get("LAYERBUILD_CACHE_DIR")
+    if configured:
+        return Path(configured)
+    base = environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "layerbuild"
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 from packaging.utils import canonicalize_name
 
 from layerbuild import runtime_api, runtime_layer, smoke, syslibs
-from layerbuild.builders import InstallResult
+from layerbuild.builders import InstallResult, default_cache_dir
 from layerbuild.containers import (
     BINFMT_DIR,
     BoxSpec,
@@ -793,15 +793,12 @@ def make_docker_builder(
     or local stand-ins); the pip cache lives in the layerbuild cache folder.
     """
     environment = dict(os.environ if environ is None else environ)
-    cache_root = environment.get("LAYERBUILD_CACHE_DIR") or str(
-        Path(environment.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "layerbuild"
-    )
     builder = DockerBuilder(
         reporter,
         environ=environment,
         base_image=environment.get("LAYERBUILD_BUILD_IMAGE") or None,
         runtime_image=environment.get("LAYERBUILD_RUNTIME_IMAGE") or None,
-        cache_dir=Path(cache_root) / "docker",
+        cache_dir=default_cache_dir(environment) / "docker",
     )
     builder.smoke_test = smoke_test
     return builder

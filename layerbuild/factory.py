@@ -2,24 +2,12 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
-from layerbuild.builders import Builder
+from layerbuild.builders import Builder, default_cache_dir
 from layerbuild.errors import DockerError
 from layerbuild.index import PackageIndex, index_url_from_environment
 from layerbuild.local import LocalBuilder
 from layerbuild.report import Reporter
 from layerbuild.runner import SubprocessRunner
-
-
-def default_cache_dir() -> Path:
-    """``$LAYERBUILD_CACHE_DIR``, else ``layerbuild`` in the XDG cache folder."""
-    configured = os.environ.get("LAYERBUILD_CACHE_DIR")
-    if configured:
-        return Path(configured)
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "layerbuild"
 
 
 def make_local_builder(reporter: Reporter) -> LocalBuilder:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from layerbuild.builders import default_cache_dir
 from layerbuild.cli import cli
 from layerbuild.cli.console import ConsoleReporter
 from layerbuild.cli.options import (
@@ -21,7 +22,7 @@ from layerbuild.cli.options import (
     runtime_option,
 )
 from layerbuild.errors import UsageError
-from layerbuild.factory import default_cache_dir, make_builder
+from layerbuild.factory import make_builder
 from layerbuild.limits import MAX_UNZIPPED_BYTES
 from layerbuild.recipe import Recipe, find_recipes, parse_size
 from layerbuild.targets import Target
